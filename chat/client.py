@@ -1,0 +1,339 @@
+"""A chat client for programs: connect, join, send, ping, receive, close.
+
+``ChatClient`` knows the protocol but nothing about screens; the terminal
+program (:mod:`chat.terminal`, run as ``python -m chat.client``) and the
+notebook widget (:mod:`chat.widget`) are both built on it::
+
+    with ChatClient("localhost", 12345) as client:
+        client.connect("alice")              # returns the welcome message
+        client.send_chat("Hi everyone")
+        print(client.ping())                 # round trip in seconds
+        event = client.events.get(timeout=1) # {"type": "chat", ...}
+
+Why a receive thread?  Messages from others can arrive at any moment, while
+the program is busy doing something else (waiting for the user to type, for
+instance).  A background thread blocks in ``recv`` and hands every message on
+as it comes: to a callback (``on_event``) or, by default, to a queue that the
+program reads when it likes.  A queue is the natural hand-over between
+threads: it does its own locking.
+
+Why a send lock?  ``sendall`` may need several system calls for one frame.
+Two threads sending at once (you typing, the keep-alive pinging) could
+interleave their bytes and corrupt both frames, so sending takes a lock.
+
+Besides the server's messages, the client reports one event of its own when
+the connection ends, never sent on the wire:
+``{"type": "disconnected", "reason": "..."}``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chat import protocol
+from chat.limits import KEEPALIVE_INTERVAL
+from chat.protocol import FrameDecoder, ProtocolError
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "DISCONNECTED",
+    "ChatClient",
+    "ChatError",
+    "ConnectError",
+    "ConnectionClosed",
+    "JoinError",
+]
+
+log = logging.getLogger("chat.client")
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 12345
+
+#: The type of the local event that reports the end of the connection.
+DISCONNECTED = "disconnected"
+
+Event = dict[str, Any]
+
+
+class ChatError(Exception):
+    """Base class of the client's errors; the message is meant for people."""
+
+
+class ConnectError(ChatError):
+    """The server could not be reached (not running, wrong address, timeout)."""
+
+
+class JoinError(ChatError):
+    """The server refused to let us join (name taken, invalid name, server full)."""
+
+
+class ConnectionClosed(ChatError):
+    """The connection is closed; nothing more can be sent."""
+
+
+class _PendingPing:
+    """A ping waiting for its pong.  Pongs carry no id: they come back in order."""
+
+    def __init__(self, wanted: bool) -> None:
+        self.wanted = wanted  # False for keep-alive pings nobody waits for
+        self.sent = time.perf_counter()
+        self.rtt: float | None = None
+        self.answered = threading.Event()
+
+
+class ChatClient:
+    """One connection to a chat server.
+
+    ``on_event`` (optional) is called on the receive thread for every message
+    from the server, so it must be quick and thread-safe.  Without it, events
+    go to :attr:`events`, a :class:`queue.Queue`.  Pongs that answer
+    :meth:`ping` are consumed there and not reported as events.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        timeout: float = 5.0,
+        keepalive: float | None = KEEPALIVE_INTERVAL,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.keepalive = keepalive
+        self.events: queue.Queue[Event] = queue.Queue()
+        self._on_event = on_event or self.events.put
+        self.username: str | None = None
+        self.users: list[str] = []  # who is online, kept up to date
+        self._sock: socket.socket | None = None
+        self._decoder = FrameDecoder(protocol.MAX_SERVER_FRAME_BYTES)
+        self._send_lock = threading.Lock()
+        self._pings: collections.deque[_PendingPing] = collections.deque()
+        self._last_sent = time.monotonic()
+        self._closing = False
+        self._receiver: threading.Thread | None = None
+        self._shutdown_message: str | None = None
+
+    # -- connecting
+
+    def connect(self, username: str) -> Event:
+        """Connect, join as ``username`` and start receiving.  Returns the welcome.
+
+        The welcome is also the first event delivered (callback or queue), so
+        a program that only watches events sees it before any other.
+
+        Raises :class:`ConnectError` if the server cannot be reached and
+        :class:`JoinError` if it refuses the name.
+        """
+        if self._sock is not None:
+            raise ChatError("already connected")
+        try:
+            protocol.validate_username(username)
+        except ProtocolError as exc:
+            raise JoinError(str(exc)) from None
+        where = f"{self.host}:{self.port}"
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except ConnectionRefusedError:
+            raise ConnectError(
+                f"Could not connect to {where}: connection refused. Is the server running?"
+            ) from None
+        except TimeoutError:
+            raise ConnectError(f"Could not connect to {where}: timed out") from None
+        except socket.gaierror as exc:
+            raise ConnectError(f"Could not connect to {where}: unknown host ({exc})") from None
+        except OSError as exc:
+            raise ConnectError(f"Could not connect to {where}: {exc.strerror or exc}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        try:
+            welcome = self._join(username)
+        except BaseException:
+            self._sock = None
+            sock.close()
+            raise
+        self.username = username
+        self.users = [str(u) for u in welcome.get("users", [])]
+        self._deliver(welcome)  # first event, before anything the receive thread sees
+        sock.settimeout(self.keepalive or None)
+        self._receiver = threading.Thread(
+            target=self._receive_loop, name=f"chat-client-{username}", daemon=True
+        )
+        self._receiver.start()
+        return welcome
+
+    def _join(self, username: str) -> Event:
+        """Send ``join`` and wait (at most ``timeout``) for the welcome or an error."""
+        self._send(protocol.join(username))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            message = self._next_message(deadline)
+            if message["type"] == "welcome":
+                return message
+            if message["type"] in ("error", "server_shutdown"):
+                raise JoinError(str(message.get("message", "refused")))
+            # anything else before the welcome (an extension's notice) is ignored
+
+    def _next_message(self, deadline: float) -> Event:
+        assert self._sock is not None
+        while True:
+            try:
+                message = self._decoder.next_frame()
+            except ProtocolError as exc:
+                raise JoinError(f"The server sent a bad frame: {exc}") from None
+            if message is not None:
+                return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise JoinError("The server did not answer the join in time")
+            self._sock.settimeout(remaining)
+            try:
+                data = self._sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                raise JoinError(f"Connection lost while joining: {exc}") from None
+            if not data:
+                raise JoinError("The server closed the connection while we were joining")
+            self._decoder.feed(data)
+
+    # -- talking
+
+    @property
+    def connected(self) -> bool:
+        return self._receiver is not None and self._receiver.is_alive() and not self._closing
+
+    def send_chat(self, text: str) -> None:
+        """Send a chat message.  The server relays it to everyone, us included."""
+        self._send(protocol.chat(text))
+
+    def ping(self, timeout: float | None = None) -> float:
+        """Send a ping and wait for the pong.  Returns the round trip in seconds."""
+        pending = self._send(protocol.ping(), ping=_PendingPing(wanted=True))
+        assert pending is not None
+        if not pending.answered.wait(self.timeout if timeout is None else timeout):
+            raise ChatError("No answer to ping: the server may be gone")
+        if pending.rtt is None:
+            raise ConnectionClosed("The connection closed before the pong arrived")
+        return pending.rtt
+
+    def _send(self, message: Event, ping: _PendingPing | None = None) -> _PendingPing | None:
+        if self._sock is None or self._closing:
+            raise ConnectionClosed("Not connected")
+        data = protocol.encode(message)
+        with self._send_lock:
+            if ping is not None:
+                ping.sent = time.perf_counter()
+                self._pings.append(ping)  # under the lock: pings queue in sending order
+            try:
+                self._sock.sendall(data)
+            except OSError as exc:
+                raise ConnectionClosed(f"Connection lost: {exc.strerror or exc}") from None
+            self._last_sent = time.monotonic()
+        return ping
+
+    # -- receiving
+
+    def _receive_loop(self) -> None:
+        assert self._sock is not None
+        reason = "Server closed the connection"
+        try:
+            while True:
+                self._dispatch_buffered()
+                try:
+                    data = self._sock.recv(65536)
+                except TimeoutError:
+                    data = None  # quiet for a while: time for a keep-alive?
+                if data == b"":
+                    break
+                if data:
+                    self._decoder.feed(data)
+                self._keep_alive()
+        except ProtocolError as exc:
+            reason = f"The server sent a bad frame: {exc}"
+        except (OSError, ChatError) as exc:
+            reason = f"Connection lost: {getattr(exc, 'strerror', None) or exc}"
+        finally:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # let the server see us go too
+            except OSError:
+                pass
+            if self._closing:
+                reason = "You left the chat"
+            elif self._shutdown_message:
+                reason = self._shutdown_message
+            self._closing = True
+            for pending in self._pings:
+                pending.answered.set()  # nobody waits for a pong that cannot come
+            self._deliver({"type": DISCONNECTED, "reason": reason})
+
+    def _dispatch_buffered(self) -> None:
+        while (message := self._decoder.next_frame()) is not None:
+            kind = message["type"]
+            if kind == "pong" and self._pings:
+                pending = self._pings.popleft()
+                pending.rtt = time.perf_counter() - pending.sent
+                pending.answered.set()
+                continue
+            if kind == "welcome":
+                self.users = [str(u) for u in message.get("users", [])]
+            elif kind == "user_joined" and message.get("username") not in self.users:
+                self.users.append(str(message.get("username")))
+            elif kind == "user_left" and message.get("username") in self.users:
+                self.users.remove(str(message.get("username")))
+            elif kind == "server_shutdown":
+                self._shutdown_message = str(message.get("message", "Server shut down"))
+            self._deliver(message)
+
+    def _keep_alive(self) -> None:
+        if self.keepalive and time.monotonic() - self._last_sent >= self.keepalive:
+            self._send(protocol.ping(), ping=_PendingPing(wanted=False))
+
+    def _deliver(self, event: Event) -> None:
+        try:
+            self._on_event(event)
+        except Exception:  # a broken callback must not kill the receive thread
+            log.exception("on_event callback failed")
+
+    # -- closing
+
+    def close(self) -> None:
+        """Leave: close the connection and wait for the receive thread to end."""
+        if self._sock is None:
+            return
+        self._closing = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the receive thread
+        except OSError:
+            pass
+        if self._receiver is not None and self._receiver is not threading.current_thread():
+            self._receiver.join(self.timeout)
+        self._sock.close()
+
+    def __enter__(self) -> ChatClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = f"connected as {self.username}" if self.connected else "not connected"
+        return f"<ChatClient {self.host}:{self.port} {state}>"
+
+
+if __name__ == "__main__":  # python -m chat.client runs the terminal program
+    import sys
+
+    from chat.terminal import main
+
+    sys.exit(main())

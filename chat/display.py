@@ -1,0 +1,77 @@
+"""How chat events look to a person: one line of text per event.
+
+The terminal client prints these lines and the notebook widget shows the same
+words, so they are written once, here.  Everything a peer sent passes through
+:func:`safe_text` first.  The server already strips control characters, but a
+client must not rely on that -- it may be talking to someone else's server.
+An unfiltered ``ESC [2J`` from a peer would clear your terminal; a carriage
+return could overwrite the start of a line to fake who said it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+__all__ = ["clock_time", "format_event", "safe_text"]
+
+JOINED = "🟢"
+LEFT = "🔴"
+WELCOME = "✅"
+ERROR = "❌"
+SHUTDOWN = "🛑"
+DISCONNECTED = "🔌"
+ONLINE = "👥"
+
+# C0 controls (which include ESC, CR and LF), DEL and the C1 controls; and the
+# bidirectional overrides that can make text display in a misleading order.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return chr(0x2400 + code)  # the Unicode "control picture": ESC shows as ␛
+    if code == 0x7F:
+        return "\u2421"  # ␡
+    return "\ufffd"
+
+
+def safe_text(value: Any) -> str:
+    """Text that can be printed without the peer controlling the screen."""
+    return _UNSAFE.sub(_visible, str(value))
+
+
+def clock_time(timestamp: Any = None) -> str:
+    """``HH:MM:SS`` in local time; now if the timestamp is missing or invalid."""
+    if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
+        timestamp = time.time()
+    try:
+        return time.strftime("%H:%M:%S", time.localtime(timestamp))
+    except (OverflowError, OSError, ValueError):
+        return time.strftime("%H:%M:%S")
+
+
+def format_event(event: dict[str, Any]) -> str | None:
+    """The line to show for one event, or ``None`` for events not meant to be seen."""
+    kind = event.get("type")
+    text = safe_text(event.get("message", ""))
+    name = safe_text(event.get("username", "?"))
+    if kind == "chat":
+        return f"[{clock_time(event.get('timestamp'))}] {name}: {text}"
+    if kind == "user_joined":
+        return f"{JOINED} {text or name + ' joined the chat'}"
+    if kind == "user_left":
+        return f"{LEFT} {text or name + ' left the chat'}"
+    if kind == "welcome":
+        users = event.get("users")
+        online = ", ".join(safe_text(u) for u in users) if isinstance(users, list) else "?"
+        return f"{WELCOME} {text}\n{ONLINE} Online: {online}"
+    if kind == "error":
+        return f"{ERROR} {text}"
+    if kind == "server_shutdown":
+        return f"{SHUTDOWN} {text or 'The server is shutting down'}"
+    if kind == "disconnected":
+        return f"{DISCONNECTED} {safe_text(event.get('reason', 'Disconnected'))}"
+    return None  # pong, and types from extensions we do not know

@@ -1,0 +1,308 @@
+"""The wire protocol: newline-delimited JSON frames over a TCP byte stream.
+
+TCP delivers bytes reliably and in order, but it has no idea where one message
+ends and the next begins.  A single ``recv`` may return half a message, or three
+messages and the start of a fourth; a UTF-8 character may even be split between
+two reads.  So every message travels as one *frame*: a compact JSON object,
+encoded as UTF-8, followed by a newline byte (``b"\\n"``).  JSON escapes any
+newline inside a string, so the only raw newline in a frame is the one at its
+end, and ``0x0A`` never occurs inside a multi-byte UTF-8 sequence: splitting on
+that byte is always safe, even before decoding.
+
+Frames in each direction::
+
+    client -> server   {"type": "join", "username": "alice"}
+                       {"type": "chat", "message": "Hi"}
+                       {"type": "ping"}
+    server -> client   {"type": "welcome", "message": "...", "users": ["alice", "bob"]}
+                       {"type": "chat", "username": "alice", "message": "Hi", "timestamp": 1.5}
+                       {"type": "user_joined", "username": "bob", "message": "bob joined the chat"}
+                       {"type": "user_left", "username": "bob", "message": "bob left the chat"}
+                       {"type": "error", "message": "Username already taken"}
+                       {"type": "pong"}
+                       {"type": "server_shutdown", "message": "..."}   (an extension)
+
+Extensions add new types and fields; a peer ignores types and fields it does
+not know.  This module does no I/O at all: it turns messages into bytes
+(:func:`encode`) and bytes into messages (:class:`FrameDecoder`), and checks
+that messages follow the rules.  Servers and clients of every kind share it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+__all__ = [
+    "ENCODING",
+    "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_CHARS",
+    "MAX_SERVER_FRAME_BYTES",
+    "MAX_USERNAME_CHARS",
+    "FrameDecoder",
+    "ProtocolError",
+    "chat",
+    "chat_broadcast",
+    "clean_message",
+    "decode_line",
+    "encode",
+    "error",
+    "join",
+    "ping",
+    "pong",
+    "server_shutdown",
+    "user_joined",
+    "user_left",
+    "validate_client_message",
+    "validate_username",
+    "welcome",
+]
+
+ENCODING = "utf-8"
+DELIMITER = b"\n"
+
+#: The longest frame, in bytes without its newline, that the server accepts.
+#: IRC allows 512 bytes, XMPP servers such as Prosody 256 KiB.  64 KiB holds the
+#: longest chat message (4,000 characters of 4-byte UTF-8, escaped) many times
+#: over and a welcome listing thousands of users, yet a peer that never sends a
+#: newline cannot make us buffer more than this.
+MAX_FRAME_BYTES = 64 * 1024
+
+#: The longest chat message, in characters.  Discord allows 2,000, Slack 40,000.
+MAX_MESSAGE_CHARS = 4000
+
+#: The longest frame a *client* accepts from the server.  Larger, because a
+#: ``welcome`` lists every user online: 10,000 users of 20 characters need about
+#: 230 KB.  The server is the one peer a client chose to trust this far.
+MAX_SERVER_FRAME_BYTES = 1024 * 1024
+
+#: Usernames are 1-20 characters of ASCII letters, digits, ``_`` and ``-``.
+MAX_USERNAME_CHARS = 20
+USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USERNAME_CHARS}}}")
+
+# C0 and C1 control characters and DEL.  A peer must never be able to move your
+# cursor, clear your terminal or start a fake new line, so the server removes
+# them from chat text (tab and newlines become a space).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_WHITESPACE_CONTROL = re.compile(r"[\t\n\r\v\f]")
+
+
+class ProtocolError(Exception):
+    """A peer broke the protocol.  The message says how, in plain words.
+
+    ``fatal`` tells whether the byte stream is still usable.  After a bad JSON
+    line the next frame still starts after the next newline, so the connection
+    can go on; after an oversized line or invalid UTF-8 we can no longer trust
+    where frames begin, so the connection must be closed.
+    """
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal
+
+
+# --------------------------------------------------------------------------
+# Frames: messages to bytes and back
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """Encode one message as one frame: compact JSON, UTF-8, then a newline.
+
+    ``ensure_ascii=False`` keeps "héllo 👋" as readable UTF-8 instead of
+    ``\\u`` escapes; JSON still escapes control characters, so the frame holds
+    exactly one raw newline, at its end.
+    """
+    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return text.encode(ENCODING) + DELIMITER
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_line(line: bytes) -> dict[str, Any]:
+    """Decode one frame (without its newline) into a message dictionary."""
+    try:
+        text = line.decode(ENCODING)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"Frame is not valid UTF-8 ({exc.reason})", fatal=True) from None
+    try:
+        message = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ProtocolError("Frame is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("Frame must be a JSON object")
+    if not isinstance(message.get("type"), str):
+        raise ProtocolError('Frame has no "type" string')
+    return message
+
+
+class FrameDecoder:
+    """Turns a stream of byte chunks, cut anywhere, into whole messages.
+
+    Operations: :meth:`feed` appends bytes as they arrive from ``recv``;
+    :meth:`next_frame` returns the next complete message, or ``None`` when the
+    buffer holds no complete frame yet.
+
+    Why a buffer: a frame's bytes may arrive over many reads, so the bytes after
+    the last newline are kept until the rest arrives.
+
+    Goals: every byte is scanned once, however it was chunked.  A decoder that
+    searched the whole buffer again on each small chunk would take quadratic
+    time on a long frame sent a byte at a time: a cheap denial-of-service
+    attack.  So ``_scanned`` remembers how far we already know there is no
+    newline.  Deleting a consumed frame from the front of a ``bytearray`` is
+    cheap in CPython (it moves a start offset, not the data).
+
+    Bound: the buffer never holds more than ``max_frame_bytes`` without a
+    newline.  Past that the decoder raises a fatal :class:`ProtocolError`,
+    drops what it buffered and refuses further input.
+    """
+
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes
+        self._buffer = bytearray()
+        self._scanned = 0
+        self._failed: ProtocolError | None = None
+
+    def feed(self, data: bytes) -> None:
+        """Append bytes received from the peer."""
+        if self._failed is None:
+            self._buffer += data
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes wait for the rest of their frame."""
+        return len(self._buffer)
+
+    def next_frame(self) -> dict[str, Any] | None:
+        """Return the next complete message, or ``None`` if more bytes are needed.
+
+        Raises :class:`ProtocolError` for a bad frame.  The bad line is
+        consumed first, so after a non-fatal error you may call again to get
+        the frames that follow it.  Blank lines (a person typing into
+        ``nc``) are skipped.
+        """
+        while True:
+            if self._failed is not None:
+                raise self._failed
+            end = self._buffer.find(DELIMITER, self._scanned)
+            if end < 0:
+                self._scanned = len(self._buffer)
+                if self._scanned > self.max_frame_bytes:
+                    self._fail(f"Line longer than {self.max_frame_bytes} bytes without a newline")
+                return None
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            self._scanned = 0
+            if len(line) > self.max_frame_bytes:
+                self._fail(f"Frame of {len(line)} bytes exceeds {self.max_frame_bytes} bytes")
+            line = line.rstrip(b"\r")  # tolerate CRLF line endings
+            if line.strip():
+                return decode_line(line)
+
+    def _fail(self, reason: str) -> None:
+        self._failed = ProtocolError(reason, fatal=True)
+        self._buffer = bytearray()
+        self._scanned = 0
+        raise self._failed
+
+
+# --------------------------------------------------------------------------
+# The rules for names and text
+
+
+def validate_username(username: Any) -> str:
+    """Return the username if it follows the rules, else raise ProtocolError."""
+    if not isinstance(username, str):
+        raise ProtocolError("Username must be a string")
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise ProtocolError(
+            f"Invalid username {username[:40]!r}: use 1-{MAX_USERNAME_CHARS} letters, "
+            "digits, '_' or '-'"
+        )
+    return username
+
+
+def clean_message(message: Any) -> str:
+    """Return chat text made safe to relay, or raise ProtocolError.
+
+    Control characters (escape sequences, carriage returns, bells) are removed
+    and tabs and newlines become spaces, so one message is always one line on
+    every screen.  Surrounding white space is stripped; nothing may remain
+    empty, and nothing may be longer than :data:`MAX_MESSAGE_CHARS`.
+    """
+    if not isinstance(message, str):
+        raise ProtocolError("Message must be a string")
+    message = _CONTROL.sub("", _WHITESPACE_CONTROL.sub(" ", message)).strip()
+    if not message:
+        raise ProtocolError("Message is empty")
+    if len(message) > MAX_MESSAGE_CHARS:
+        raise ProtocolError(
+            f"Message is {len(message)} characters long; the limit is {MAX_MESSAGE_CHARS}"
+        )
+    return message
+
+
+CLIENT_TYPES = ("join", "chat", "ping")
+
+
+def validate_client_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Check a message a client sent; return it with its text cleaned.
+
+    Unknown types are refused (the server answers them with an error frame);
+    unknown *fields* are ignored, so that extensions can add them.
+    """
+    kind = message.get("type")
+    if kind == "join":
+        return join(validate_username(message.get("username")))
+    if kind == "chat":
+        return chat(clean_message(message.get("message")))
+    if kind == "ping":
+        return ping()
+    raise ProtocolError(f"Unknown message type {str(kind)[:40]!r}")
+
+
+# --------------------------------------------------------------------------
+# Builders: one function per message type, so nobody misspells a field
+
+
+def join(username: str) -> dict[str, Any]:
+    return {"type": "join", "username": username}
+
+
+def chat(message: str) -> dict[str, Any]:
+    return {"type": "chat", "message": message}
+
+
+def ping() -> dict[str, Any]:
+    return {"type": "ping"}
+
+
+def welcome(username: str, users: list[str]) -> dict[str, Any]:
+    return {"type": "welcome", "message": f"Welcome to the chat, {username}!", "users": users}
+
+
+def chat_broadcast(username: str, message: str, timestamp: float) -> dict[str, Any]:
+    return {"type": "chat", "username": username, "message": message, "timestamp": timestamp}
+
+
+def user_joined(username: str) -> dict[str, Any]:
+    return {"type": "user_joined", "username": username, "message": f"{username} joined the chat"}
+
+
+def user_left(username: str) -> dict[str, Any]:
+    return {"type": "user_left", "username": username, "message": f"{username} left the chat"}
+
+
+def error(message: str) -> dict[str, Any]:
+    return {"type": "error", "message": message}
+
+
+def pong() -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+def server_shutdown(message: str = "The server is shutting down") -> dict[str, Any]:
+    return {"type": "server_shutdown", "message": message}

@@ -1,0 +1,507 @@
+"""The threaded chat server: a thread per client around the I/O-free chat core.
+
+Run it from a terminal::
+
+    python -m chat.server                      # localhost:12345
+    python -m chat.server --host 0.0.0.0       # every network interface
+    python -m chat.server --port 0             # any free port (printed in the log)
+
+or from Python, for example in a notebook, where it runs in the background::
+
+    with ChatServer(port=0) as server:         # starts, and stops at the end
+        print(server.address)                  # ('127.0.0.1', 43117)
+
+How it works.  All chat rules live in :class:`chat.core.ChatCore`; this module
+only moves bytes between sockets and that core.
+
+* One *accept* thread waits for new connections.
+* Each client gets a *reader* thread.  ``recv`` blocks, which is fine: it only
+  blocks this client's own thread.  Whatever arrives goes to the core.
+* Each client also gets a *writer* thread with its own bounded outbound queue.
+  Why not just ``sendall`` to every receiver from the sender's reader thread?
+  Because ``sendall`` blocks when a receiver stops reading and its socket
+  buffers fill up: one stalled client would freeze everyone who talks to it.
+  With a queue per client, a broadcast only appends bytes to queues, which
+  never blocks; each writer sends at its own client's pace.  A client whose
+  queue passes :data:`chat.limits.MAX_SEND_QUEUE_BYTES` is disconnected rather
+  than buffered without end.  A writer joins everything queued into one
+  ``sendall``: one system call for many frames.
+* One lock guards the core, because the core's dictionaries are shared by all
+  reader threads.  It is held only while the core computes and frames are
+  appended to queues -- never during socket I/O -- so no slow client can hold
+  it.  Appending under the lock also means every client receives broadcasts in
+  the same order.
+* A *housekeeping* thread asks the core once a second to expire connections
+  that never joined or went silent.
+
+Shutdown (Ctrl+C, SIGTERM or :meth:`ChatServer.stop`): stop accepting, send
+every client a ``server_shutdown`` frame, give writers a moment to flush, then
+shut every socket and join every thread -- all within a couple of seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import signal
+import socket
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable
+
+from chat.core import Action, ChatCore, Send
+from chat.limits import Limits
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LOG_FORMAT", "AddressInUseError", "ChatServer", "main"]
+
+log = logging.getLogger("chat.server")
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 12345
+LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
+
+#: Bytes asked of each ``recv``.  Larger reads mean fewer system calls; the
+#: frame decoder copes with any size.
+RECV_BYTES = 64 * 1024
+
+#: After deciding to close a connection, read and discard what the peer still
+#: sends for at most this long, so that our last frame (an error, say) reaches
+#: it.  Closing a socket with unread input makes the kernel send a reset,
+#: which can destroy data the peer has not read yet ("lingering close").
+LINGER_SECONDS = 1.0
+
+#: How often the housekeeping thread checks join and idle timeouts.
+HOUSEKEEPING_INTERVAL = 1.0
+
+# Servers running in this process, by port, so that starting a second server
+# on the same port (re-running a notebook cell) stops the first one instead of
+# failing with "Address already in use".
+_running: weakref.WeakValueDictionary[int, ChatServer] = weakref.WeakValueDictionary()
+_running_lock = threading.Lock()
+
+
+class AddressInUseError(OSError):
+    """The port is taken, most likely by another server that is still running."""
+
+
+class _Connection:
+    """One client's socket, its outbound queue and its two threads.
+
+    The queue is a list of encoded frames plus a byte count, guarded by a
+    condition variable: producers (any reader thread, via a broadcast) append
+    and notify; the writer waits, takes everything at once and sends it.
+    """
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int], max_queue: int) -> None:
+        self.sock = sock
+        self.address = address
+        self._max_queue = max_queue
+        self._queue: list[bytes] = []
+        self._queued = 0
+        self._wake = threading.Condition()
+        self.closing = False  # no more frames are accepted; flush, then close
+        self._aborted = False  # drop the queue and close now
+        self._sock_lock = threading.Lock()
+        self._sock_closed = False
+        self.reader: threading.Thread | None = None
+        self.writer: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<connection {self.address[0]}:{self.address[1]}>"
+
+    def enqueue(self, data: bytes) -> bool:
+        """Queue bytes for the writer.  False if this overflows the queue."""
+        with self._wake:
+            if self.closing:
+                return True  # already on its way out: nothing more to say
+            if self._queued + len(data) > self._max_queue:
+                self.closing = self._aborted = True
+                self._queue.clear()
+                self._wake.notify()
+                return False
+            self._queue.append(data)
+            self._queued += len(data)
+            self._wake.notify()
+            return True
+
+    def close_after_flush(self) -> None:
+        with self._wake:
+            self.closing = True
+            self._wake.notify()
+
+    def abort(self) -> None:
+        """Close now, dropping anything queued.  Wakes both threads at once."""
+        with self._wake:
+            self.closing = self._aborted = True
+            self._queue.clear()
+            self._wake.notify()
+        self.shutdown(socket.SHUT_RDWR)
+
+    def shutdown(self, how: int) -> None:
+        """``shutdown`` wakes a thread blocked in ``recv``/``sendall``; ``close`` would not."""
+        with self._sock_lock:
+            if not self._sock_closed:
+                try:
+                    self.sock.shutdown(how)
+                except OSError:
+                    pass  # the peer is already gone
+
+    def close_socket(self) -> None:
+        with self._sock_lock:
+            if not self._sock_closed:
+                self._sock_closed = True
+                self.sock.close()
+
+    def run_writer(self) -> None:
+        """Drain the queue into the socket until told to close."""
+        try:
+            while True:
+                with self._wake:
+                    while not self._queue and not self.closing:
+                        self._wake.wait()
+                    if self._aborted:
+                        return
+                    data = b"".join(self._queue)
+                    self._queue.clear()
+                    self._queued = 0
+                    last = self.closing  # nothing can be queued after closing
+                if data:
+                    self.sock.sendall(data)
+                if last:
+                    self.shutdown(socket.SHUT_WR)  # a clean FIN after our last frame
+                    return
+        except OSError:
+            self.shutdown(socket.SHUT_RDWR)  # peer gone: make the reader notice too
+
+
+class ChatServer:
+    """A chat server with a thread per client, started in the background.
+
+    ``start()`` returns once the server is listening, so a client may connect
+    straight away.  Port 0 asks the operating system for any free port; read it
+    back from :attr:`address`.  Use ``with ChatServer(...) as server:`` or call
+    :meth:`stop`; :meth:`serve_forever` blocks until Ctrl+C instead.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        limits: Limits | None = None,
+        backlog: int = 128,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.limits = limits or Limits()
+        self.backlog = backlog
+        self.core = ChatCore(self.limits)
+        self._lock = threading.Lock()  # guards self.core and self._connections
+        self._connections: set[_Connection] = set()
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+
+    # -- starting and stopping
+
+    def start(self) -> ChatServer:
+        """Bind, listen and start serving in background threads."""
+        if self._listener is not None:
+            raise RuntimeError("this server was already started")
+        if self.port:
+            _stop_earlier_server(self.port)
+        self._listener = _listen(self.host, self.port, self.backlog)
+        self.port = self._listener.getsockname()[1]
+        with _running_lock:
+            _running[self.port] = self
+        for target, name in ((self._accept_loop, "accept"), (self._housekeeping, "housekeeping")):
+            thread = threading.Thread(target=target, name=f"chat-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("Chat server started on %s:%d", self.host, self.port)
+        log.info("Waiting for connections...")
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the server listens on; the real port if you asked for 0."""
+        if self._listener is None:
+            return (self.host, self.port)
+        return self._listener.getsockname()[:2]
+
+    @property
+    def running(self) -> bool:
+        return self._listener is not None and not self._stopped.is_set()
+
+    def usernames(self) -> list[str]:
+        """Who is joined right now."""
+        with self._lock:
+            return self.core.usernames
+
+    def serve_forever(self) -> None:
+        """Start if needed, then block until :meth:`stop` (or Ctrl+C) stops us."""
+        if self._listener is None:
+            self.start()
+        try:
+            while not self._stopped.wait(0.5):  # a timeout lets Ctrl+C through
+                pass
+        except KeyboardInterrupt:
+            log.info("Interrupted")
+        finally:
+            self.stop()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Say goodbye to every client, close every socket, join every thread.
+
+        Half the time is for clients to receive their goodbye; then every
+        remaining socket is shut down hard.  Safe to call more than once.
+        """
+        if self._stopping.is_set() or self._listener is None:
+            self._stopped.wait(timeout)
+            return
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        log.info("Shutting down...")
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
+        except OSError:
+            pass
+        self._listener.close()
+        with self._lock:
+            actions = self.core.shutdown()
+            connections = list(self._connections)
+            to_abort = self._perform(actions)
+        self._abort(to_abort)
+        _join_all(_threads_of(connections), deadline - timeout / 2)
+        for conn in connections:
+            conn.abort()
+        _join_all([*_threads_of(connections), *self._threads], deadline)
+        for conn in connections:
+            conn.close_socket()
+        with _running_lock:
+            if _running.get(self.port) is self:
+                del _running[self.port]
+        self._stopped.set()
+        log.info("Server stopped")
+
+    def __enter__(self) -> ChatServer:
+        if self._listener is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        host, port = self.address
+        return f"<ChatServer {host}:{port} {state}>"
+
+    # -- the threads
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        self._listener.settimeout(0.5)  # in case shutdown() does not wake accept()
+        while not self._stopping.is_set():
+            try:
+                sock, address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:
+                if self._stopping.is_set():
+                    break
+                log.error("accept() failed: %s", exc)  # e.g. out of file descriptors
+                time.sleep(0.1)
+                continue
+            self._serve(sock, address)
+
+    def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        sock.settimeout(None)
+        # Chat frames are small: without TCP_NODELAY, Nagle's algorithm holds a
+        # small frame back until the previous one is acknowledged (tens of ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = _Connection(sock, address, self.limits.max_send_queue_bytes)
+        name = f"{address[0]}:{address[1]}"
+        conn.reader = threading.Thread(
+            target=self._reader, args=(conn,), name=f"chat-reader-{name}", daemon=True
+        )
+        conn.writer = threading.Thread(
+            target=conn.run_writer, name=f"chat-writer-{name}", daemon=True
+        )
+        with self._lock:
+            if self._stopping.is_set():
+                sock.close()
+                return
+            self._connections.add(conn)
+            to_abort = self._perform(self.core.connect(conn, address))
+        conn.writer.start()
+        conn.reader.start()
+        self._abort(to_abort)
+
+    def _reader(self, conn: _Connection) -> None:
+        """Feed whatever the client sends to the core, until either side ends it."""
+        reason = "connection closed by client"
+        try:
+            while not conn.closing:
+                data = conn.sock.recv(RECV_BYTES)
+                if not data:
+                    break
+                with self._lock:
+                    to_abort = self._perform(self.core.receive(conn, data))
+                self._abort(to_abort)
+            else:
+                reason = "closed by server"
+                _drain(conn.sock, LINGER_SECONDS)
+        except OSError as exc:
+            reason = f"connection lost: {exc.strerror or exc}"
+        finally:
+            with self._lock:
+                to_abort = self._perform(self.core.disconnect(conn, reason))
+            self._abort(to_abort)
+            conn.close_after_flush()
+            if conn.writer is not None:
+                conn.writer.join(LINGER_SECONDS)
+            conn.abort()
+            conn.close_socket()
+            with self._lock:
+                self._connections.discard(conn)
+
+    def _housekeeping(self) -> None:
+        while not self._stopping.wait(HOUSEKEEPING_INTERVAL):
+            with self._lock:
+                to_abort = self._perform(self.core.expire())
+            self._abort(to_abort)
+
+    # -- carrying out the core's decisions
+
+    def _perform(self, actions: list[Action]) -> list[_Connection]:
+        """Queue frames and mark closes.  Call with the lock held; no socket I/O here.
+
+        Returns the connections whose queues overflowed: the caller aborts them
+        (a socket call) after releasing the lock.  Dropping one may make the
+        core tell the others it left, hence the loop.
+        """
+        overflowed: list[_Connection] = []
+        pending = deque(actions)
+        while pending:
+            action = pending.popleft()
+            if isinstance(action, Send):
+                for conn in action.to:
+                    if not conn.enqueue(action.data):
+                        log.warning("Send queue exceeded for %r: disconnecting it", conn)
+                        overflowed.append(conn)
+                        pending += self.core.disconnect(conn, "send queue exceeded")
+            else:
+                action.conn.close_after_flush()
+        return overflowed
+
+    @staticmethod
+    def _abort(connections: Iterable[_Connection]) -> None:
+        for conn in connections:
+            conn.abort()
+
+
+# -- helpers
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    """Create, bind and listen: the three steps every TCP server starts with."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # SO_REUSEADDR lets a restarted server bind its port at once, even while
+    # connections from the previous run linger in TIME_WAIT.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUseError(
+                exc.errno,
+                f"Port {port} on {host} is already in use -- is another chat server running? "
+                "Stop it, or choose another port (--port, or port=0 for any free port).",
+            ) from None
+        raise
+    listener.listen(backlog)
+    return listener
+
+
+def _stop_earlier_server(port: int) -> None:
+    with _running_lock:
+        earlier = _running.get(port)
+    if earlier is not None and earlier.running:
+        log.warning("Stopping the earlier server on port %d that this process started", port)
+        earlier.stop()
+
+
+def _drain(sock: socket.socket, seconds: float) -> None:
+    """Read and discard until the peer closes or ``seconds`` pass (lingering close)."""
+    deadline = time.monotonic() + seconds
+    try:
+        while (remaining := deadline - time.monotonic()) > 0:
+            sock.settimeout(remaining)
+            if not sock.recv(RECV_BYTES):
+                return
+    except OSError:
+        return
+
+
+def _threads_of(connections: Iterable[_Connection]) -> list[threading.Thread]:
+    return [t for c in connections for t in (c.reader, c.writer) if t is not None]
+
+
+def _join_all(threads: Iterable[threading.Thread], deadline: float) -> None:
+    for thread in threads:
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+# -- the command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m chat.server", description="Run a chat server.")
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help="address to listen on (default: %(default)s; 0.0.0.0 means every interface)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s; 0: any free)"
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="how much to log (default: %(default)s)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(format=LOG_FORMAT, level=args.log_level)
+    server = ChatServer(args.host, args.port)
+    try:
+        server.start()
+    except AddressInUseError as exc:
+        print(f"error: {exc.strerror}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # handled like Ctrl+C by serve_forever
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

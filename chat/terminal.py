@@ -1,0 +1,194 @@
+"""The terminal chat program: ``python -m chat.client``.
+
+Two threads share the terminal.  The main thread reads what you type and
+sends it; :class:`chat.client.ChatClient`'s receive thread prints whatever
+arrives.  A message can arrive while you are half-way through a line, so
+:class:`Screen` erases the prompt line, prints the message, and draws the
+prompt and your unfinished input again (``readline``, in the standard library
+on Linux and macOS, tells us what you have typed so far).  One lock makes sure
+two threads never draw at the same time.
+
+When standard input is not a terminal (``printf 'hi\\n' | python -m chat.client
+--username bot``) there is no prompt: every line is sent, and at the end of the
+input the client pings the server once -- the pong comes back after the
+server's answers to everything sent before it -- and then leaves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+from chat import protocol
+from chat.client import DEFAULT_HOST, DEFAULT_PORT, ChatClient, ChatError, JoinError
+from chat.commands import HELP_TEXT, parse_command
+from chat.commands import message_text as text_to_send
+from chat.display import ONLINE, format_event, safe_text
+
+try:
+    import readline
+except ImportError:  # Windows: no line editing, messages may cut through typing
+    readline = None  # type: ignore[assignment]
+
+__all__ = ["Screen", "main"]
+
+
+class Screen:
+    """Prints incoming lines without garbling the line being typed."""
+
+    def __init__(self, interactive: bool, write: Callable[[str], object] = sys.stdout.write):
+        self.interactive = interactive
+        self.prompt = ""
+        self._write = write
+        self._lock = threading.Lock()
+
+    def show(self, text: str | None) -> None:
+        if text is None:
+            return
+        with self._lock:
+            if not self.interactive:
+                self._write(text + "\n")
+            else:
+                typed = readline.get_line_buffer() if readline else ""
+                # \r: back to column 0;  ESC[K: erase to the end of the line.
+                self._write(f"\r\x1b[K{text}\n{self.prompt}{typed}")
+            sys.stdout.flush()
+
+    def forget_typed_line(self) -> None:
+        """Erase the line just entered: the server's echo will show it, with a time."""
+        if self.interactive:
+            with self._lock:
+                self._write("\x1b[1A\r\x1b[K")  # ESC[1A: cursor up one line
+                sys.stdout.flush()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m chat.client", description="Chat from a terminal."
+    )
+    parser.add_argument("--host", help=f"server address (default: {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, help=f"server port (default: {DEFAULT_PORT})")
+    parser.add_argument("--username", help="your name: 1-20 letters, digits, '_' or '-'")
+    return parser
+
+
+def ask(question: str, default: str | None = None) -> str:
+    suffix = f" [{default}]" if default else ""
+    answer = input(f"{question}{suffix}: ").strip()
+    return answer or (default or "")
+
+
+def ask_username() -> str:
+    """Ask until the name follows the rules, so we never connect with a bad one."""
+    while True:
+        name = ask("Username")
+        try:
+            return protocol.validate_username(name)
+        except protocol.ProtocolError as exc:
+            print(f"❌ {exc}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        host = args.host or (ask("Server host", DEFAULT_HOST) if interactive else DEFAULT_HOST)
+        port = args.port or int(ask("Port", str(DEFAULT_PORT)) if interactive else DEFAULT_PORT)
+        username = args.username or ask_username()
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return 1
+    except ValueError:
+        print("❌ The port must be a number", file=sys.stderr)
+        return 1
+
+    screen = Screen(interactive)
+    while True:
+        client = ChatClient(host, port, on_event=lambda e: on_event(e, screen, interactive))
+        try:
+            client.connect(username)
+            break
+        except JoinError as exc:
+            print(f"❌ {exc}", file=sys.stderr)
+            if not interactive:
+                return 1
+            try:
+                username = ask_username()
+            except (EOFError, KeyboardInterrupt):
+                return 1
+        except ChatError as exc:
+            print(f"❌ {exc}", file=sys.stderr)
+            return 1
+    try:
+        chat_loop(client, screen, interactive)
+    finally:
+        client.close()
+    return 0
+
+
+def on_event(event: dict, screen: Screen, interactive: bool) -> None:
+    """Runs on the receive thread for every message from the server."""
+    screen.show(format_event(event))
+    lost = event["type"] == "disconnected" and event.get("reason") != "You left the chat"
+    if lost and interactive and os.name == "posix":
+        # The main thread is blocked in input(); a real SIGINT interrupts it,
+        # so the program ends instead of waiting for one more line.
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def chat_loop(client: ChatClient, screen: Screen, interactive: bool) -> None:
+    """Read lines and act on them until /quit, end of input or a lost connection."""
+    screen.prompt = f"{client.username}> " if interactive else ""
+    if interactive:
+        screen.show("Type a message and press Enter. /help lists the commands.")
+    while client.connected:
+        try:
+            line = input(screen.prompt)
+        except EOFError:
+            if not interactive:
+                finish_script(client)
+            break
+        except KeyboardInterrupt:
+            break
+        screen.forget_typed_line()
+        try:
+            if not handle_line(line, client, screen):
+                break
+        except ChatError as exc:
+            screen.show(f"❌ {exc}")
+            break
+
+
+def handle_line(line: str, client: ChatClient, screen: Screen) -> bool:
+    """Send a message or run a command.  False means: leave."""
+    command = parse_command(line)
+    if command is None:
+        text = text_to_send(line)
+        if text:
+            client.send_chat(text)
+    elif command.name == "quit":
+        return False
+    elif command.name == "ping":
+        screen.show(f"🏓 Pong! Round trip {client.ping() * 1000:.1f} ms")
+    elif command.name == "users":
+        screen.show(f"{ONLINE} Online: {', '.join(safe_text(u) for u in client.users)}")
+    elif command.name == "help":
+        screen.show(HELP_TEXT)
+    else:
+        screen.show(f"❓ Unknown command {safe_text(command.text)}. Type /help for the list.")
+    return True
+
+
+def finish_script(client: ChatClient) -> None:
+    """End of piped input: wait until the server has answered everything we sent."""
+    with contextlib.suppress(ChatError):
+        client.ping()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

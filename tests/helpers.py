@@ -1,0 +1,91 @@
+"""Small tools the tests share: a raw-socket peer and bounded waiting.
+
+``RawPeer`` deliberately does not use ``chat.client``: tests that speak the
+protocol byte by byte prove what is on the wire, and can misbehave in ways a
+well-written client never would.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+#: Every wait in the tests ends by this many seconds at the latest.
+TIMEOUT = 5.0
+
+
+class RawPeer:
+    """A TCP connection that sends raw bytes and reads JSON lines, each wait bounded."""
+
+    def __init__(self, address: tuple[str, int], timeout: float = TIMEOUT) -> None:
+        self.sock = socket.create_connection(address, timeout=timeout)
+        self.timeout = timeout
+        self._buffer = b""
+
+    def send(self, data: bytes | dict[str, Any]) -> None:
+        if isinstance(data, dict):
+            data = json.dumps(data).encode() + b"\n"
+        self.sock.sendall(data)
+
+    def recv_frame(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next frame; raises TimeoutError if none arrives in time, EOFError at EOF."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while b"\n" not in self._buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no frame arrived in time")
+            self.sock.settimeout(remaining)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("connection closed")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def recv_until(self, kind: str, timeout: float | None = None) -> dict[str, Any]:
+        """Skip frames until one of type ``kind`` arrives."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            frame = self.recv_frame(max(0.01, deadline - time.monotonic()))
+            if frame.get("type") == kind:
+                return frame
+
+    def join(self, username: str) -> dict[str, Any]:
+        self.send({"type": "join", "username": username})
+        return self.recv_frame()
+
+    def closed_by_server(self, timeout: float | None = None) -> bool:
+        """True once the server has closed this connection (frames before EOF are skipped)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        try:
+            while time.monotonic() < deadline:
+                self.recv_frame(max(0.01, deadline - time.monotonic()))
+        except (EOFError, ConnectionResetError):
+            return True
+        except TimeoutError:
+            return False
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawPeer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.01) -> Any:
+    """Poll ``predicate`` until it returns something true; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)

@@ -14,7 +14,14 @@ import re
 import time
 from typing import Any
 
-__all__ = ["clock_time", "format_event", "safe_text"]
+__all__ = [
+    "clock_time",
+    "format_event",
+    "format_pong",
+    "format_unknown_command",
+    "format_users",
+    "safe_text",
+]
 
 JOINED = "🟢"
 LEFT = "🔴"
@@ -23,6 +30,8 @@ ERROR = "❌"
 SHUTDOWN = "🛑"
 DISCONNECTED = "🔌"
 ONLINE = "👥"
+PONG = "🏓"
+UNKNOWN = "❓"
 
 # C0 controls (which include ESC, CR and LF), DEL and the C1 controls; and the
 # bidirectional overrides that can make text display in a misleading order.
@@ -75,3 +84,21 @@ def format_event(event: dict[str, Any]) -> str | None:
     if kind == "disconnected":
         return f"{DISCONNECTED} {safe_text(event.get('reason', 'Disconnected'))}"
     return None  # pong, and types from extensions we do not know
+
+
+# The answers to the slash commands of chat.commands, worded once for both clients.
+
+
+def format_pong(rtt: float) -> str:
+    """The answer to ``/ping``: the round trip in milliseconds."""
+    return f"{PONG} Pong! Round trip {rtt * 1000:.1f} ms"
+
+
+def format_users(users: list[Any]) -> str:
+    """The answer to ``/users``: who is online."""
+    return f"{ONLINE} Online: {', '.join(safe_text(u) for u in users)}"
+
+
+def format_unknown_command(text: str) -> str:
+    """The answer to a line that looks like a command but is none."""
+    return f"{UNKNOWN} Unknown command {safe_text(text)}. Type /help for the list."

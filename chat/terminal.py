@@ -28,7 +28,7 @@ from chat import protocol
 from chat.client import DEFAULT_HOST, DEFAULT_PORT, ChatClient, ChatError, JoinError
 from chat.commands import HELP_TEXT, parse_command
 from chat.commands import message_text as text_to_send
-from chat.display import ONLINE, format_event, safe_text
+from chat.display import format_event, format_pong, format_unknown_command, format_users
 
 try:
     import readline
@@ -174,13 +174,13 @@ def handle_line(line: str, client: ChatClient, screen: Screen) -> bool:
     elif command.name == "quit":
         return False
     elif command.name == "ping":
-        screen.show(f"🏓 Pong! Round trip {client.ping() * 1000:.1f} ms")
+        screen.show(format_pong(client.ping()))
     elif command.name == "users":
-        screen.show(f"{ONLINE} Online: {', '.join(safe_text(u) for u in client.users)}")
+        screen.show(format_users(client.users))
     elif command.name == "help":
         screen.show(HELP_TEXT)
     else:
-        screen.show(f"❓ Unknown command {safe_text(command.text)}. Type /help for the list.")
+        screen.show(format_unknown_command(command.text))
     return True
 
 

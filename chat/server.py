@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib
 import logging
 import signal
 import socket
@@ -52,11 +53,21 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Iterable
+from typing import Any
 
 from chat.core import Action, ChatCore, Send
 from chat.limits import Limits
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "LOG_FORMAT", "AddressInUseError", "ChatServer", "main"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "ENGINES",
+    "LOG_FORMAT",
+    "AddressInUseError",
+    "ChatServer",
+    "create_server",
+    "main",
+]
 
 log = logging.getLogger("chat.server")
 
@@ -232,7 +243,10 @@ class ChatServer:
         """The (host, port) the server listens on; the real port if you asked for 0."""
         if self._listener is None:
             return (self.host, self.port)
-        return self._listener.getsockname()[:2]
+        try:
+            return self._listener.getsockname()[:2]
+        except OSError:  # stopped: the listening socket is closed
+            return (self.host, self.port)
 
     @property
     def running(self) -> bool:
@@ -460,6 +474,38 @@ def _join_all(threads: Iterable[threading.Thread], deadline: float) -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
+# -- the engines
+
+#: Three server designs that obey the same rules (:class:`chat.core.ChatCore`)
+#: and offer the same API: this module's thread per client, a ``selectors``
+#: event loop and ``asyncio``.  Values are "module:class", imported only when
+#: chosen, so importing this module stays light.
+ENGINES: dict[str, str] = {
+    "threads": "chat.server:ChatServer",
+    "selectors": "chat.server_selectors:SelectorsChatServer",
+    "asyncio": "chat.server_asyncio:AsyncioChatServer",
+}
+
+
+def engine_class(engine: str) -> type:
+    """The server class of an engine named in :data:`ENGINES`."""
+    try:
+        module_name, class_name = ENGINES[engine].split(":")
+    except KeyError:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}") from None
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create_server(
+    engine: str = "threads",
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    **options: Any,
+) -> ChatServer:
+    """A new, not yet started server of the chosen engine (``limits=...`` etc. pass through)."""
+    return engine_class(engine)(host, port, **options)
+
+
 # -- the command line
 
 
@@ -474,6 +520,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s; 0: any free)"
     )
     parser.add_argument(
+        "--engine",
+        default="threads",
+        choices=list(ENGINES),
+        help="server design: a thread per client, a selectors event loop or asyncio "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -485,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format=LOG_FORMAT, level=args.log_level)
-    server = ChatServer(args.host, args.port)
+    server = create_server(args.engine, args.host, args.port)
     try:
         server.start()
     except AddressInUseError as exc:

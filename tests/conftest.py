@@ -7,10 +7,35 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from chat.limits import Limits
-from chat.server import ChatServer
+from chat.server import ENGINES as ENGINE_CLASSES
+from chat.server import ChatServer, create_server
 
-#: The server engines every server test runs against.
-ENGINES = ["threads"]
+#: The server engines every server test runs against: each test that uses the
+#: ``server`` or ``make_server`` fixture runs once per engine.  A test about one
+#: engine's internals says so with ``@pytest.mark.engines("threads")``.
+ENGINES = list(ENGINE_CLASSES)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engines(*names): run this server test only on the named engines"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the engine variants a test's ``engines`` marker leaves out."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("engines")
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("engine") if callspec else None
+        if marker and engine is not None and engine not in marker.args:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(params=ENGINES)
@@ -24,7 +49,7 @@ def make_server(engine: str) -> Iterator[Callable[..., ChatServer]]:
     started: list[ChatServer] = []
 
     def start(limits: Limits | None = None) -> ChatServer:
-        server = ChatServer("127.0.0.1", 0, limits=limits)
+        server = create_server(engine, "127.0.0.1", 0, limits=limits)
         server.start()
         started.append(server)
         return server

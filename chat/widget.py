@@ -1,0 +1,506 @@
+"""The chat client as a Jupyter widget: chat without leaving the notebook.
+
+::
+
+    from chat.widget import ChatWidget, demo
+
+    ChatWidget("localhost", 12345, "alice")   # a client for a server you started
+    demo()                                    # a server of its own, alice and bob side by side
+
+A :class:`ChatWidget` is an ipywidgets ``VBox``: a status line, the message log
+next to the list of who is online, and an input with a Send button.  Below it
+sits the same :class:`chat.client.ChatClient` the terminal program uses, and
+the lines it shows are worded by :mod:`chat.display` and the slash commands
+parsed by :mod:`chat.commands`, so both user interfaces behave alike.  This is
+the only module of the package that needs anything outside the standard
+library (``pip install ipywidgets``).
+
+Three kinds of thread touch a widget
+------------------------------------
+* The kernel's **main thread** runs your cells and, between them, handles what
+  happens in the browser: a press of Enter, a click on Send.  While it is busy,
+  no click in any widget of the notebook is handled.  So it never waits on the
+  network: it only puts a job on a queue.
+* The widget's **sender thread** takes jobs off that queue, in order, and does
+  the network calls that may wait: connect (up to ``timeout`` seconds when a
+  server does not answer), send, ``/ping`` (a round trip), ``/quit``.
+* The client's **receive thread** (see :mod:`chat.client`) gets every message
+  from the server and hands it to :meth:`ChatWidget._on_event`.
+
+All three change what the widget shows, and that needs care:
+
+* Every change goes through one method, :meth:`ChatWidget._update`, which holds
+  one lock while it changes the widget's state and sets the widgets' values.
+  Appending a line is a read-modify-write (take the lines, add one, set the
+  HTML); two threads doing it at once could lose a line.  The lock makes each
+  update whole.  Nothing slow happens under the lock (no network), so the
+  main thread never waits for it noticeably.
+* Setting a widget's value from a thread is safe in ipykernel: it becomes a
+  message to the browser, which ipykernel sends from its own I/O thread.  (The
+  releases 7.0.x broke that; ``requirements.txt`` excludes them.)  This is why
+  we could not simply hand updates to the main thread instead: it may be busy
+  running a long cell, and the chat would freeze until the cell ends.
+* What we never do: ``with output_widget:`` from a thread.  That context
+  manager captures *printed* output, and from a background thread the output
+  lands in whichever cell happens to be running.  The widget prints nothing.
+
+Safety: everything a peer sent (names, messages, the server's own words) goes
+through :func:`chat.display.safe_text` -- control characters become visible
+symbols -- and then :func:`html.escape`, because the ``HTML`` widget assigns
+its value to ``innerHTML``: an unescaped ``<img src=x onerror=alert(1)>`` from
+a peer would run script in your browser.  Only this module writes tags.
+
+The log keeps the last ``max_lines`` lines (500 by default) and is rebuilt as
+one HTML value on every change -- simple, and cheap at chat speed (the server
+allows each sender a few messages a second).  It scrolls by itself: the log's
+box uses CSS ``flex-direction: column-reverse``, for which the browser measures
+the scroll position from the bottom.  At the bottom, new lines stay in view;
+scroll up to read and the view stays where you put it.
+
+Enter sends.  The input is an ipywidgets ``Text`` with ``continuous_update=False``
+whose ``value`` we observe (ipywidgets 8 deprecates ``on_submit``).  The
+browser reports the value when you press Enter *or* leave the box, so
+clicking Send (which leaves the box) also sends; so would clicking elsewhere
+with text typed.  The Send button sends whatever is still in the input.
+"""
+
+from __future__ import annotations
+
+import html
+import queue
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import ipywidgets as widgets
+
+from chat.client import DEFAULT_HOST, DEFAULT_PORT, ChatClient, ChatError
+from chat.commands import HELP_TEXT, message_text, parse_command
+from chat.display import (
+    clock_time,
+    format_event,
+    format_pong,
+    format_unknown_command,
+    format_users,
+    safe_text,
+)
+from chat.limits import KEEPALIVE_INTERVAL
+from chat.server import ChatServer
+
+__all__ = ["CONNECTED", "CONNECTING", "DISCONNECTED", "ChatDemo", "ChatWidget", "demo"]
+
+CONNECTING = "connecting"
+CONNECTED = "connected"
+DISCONNECTED = "disconnected"
+
+#: Lines the log keeps; older ones scroll away for good.
+MAX_LINES = 500
+
+# Inline styles: the widget brings no stylesheet.  JupyterLab's theme variables
+# (with a fallback after the comma) keep it readable in light and dark themes.
+_LINE = "padding:1px 6px;margin:1px 0;border-radius:4px;white-space:pre-wrap;overflow-wrap:anywhere"
+_STYLES = {
+    "chat": "",
+    "own": "background:rgba(33,150,243,0.14);margin-left:15%;text-align:right",
+    "info": "color:var(--jp-ui-font-color2,#666);font-style:italic",
+    "error": "color:var(--jp-error-color1,#d32f2f)",
+    "command": "font-family:var(--jp-code-font-family,monospace)",
+}
+_STATUS = {CONNECTING: "🟡", CONNECTED: "🟢", DISCONNECTED: "🔴"}
+_BORDER = "1px solid var(--jp-border-color2,#ccc)"
+_LOG_HEIGHT = "260px"
+
+
+def _escape(value: Any) -> str:
+    """Peer text made harmless twice over: no control characters, no markup."""
+    return html.escape(safe_text(value), quote=True)
+
+
+class _Line(NamedTuple):
+    html: str  # what the log shows
+    text: str  # the same as plain text, for log_text()
+
+
+def _line(kind: str, text: str, inner_html: str | None = None) -> _Line:
+    """One log line of plain ``text``, escaped here; or ``inner_html``, escaped by the caller."""
+    inner = html.escape(text) if inner_html is None else inner_html
+    return _Line(f'<div class="chat-{kind}" style="{_LINE};{_STYLES[kind]}">{inner}</div>', text)
+
+
+class ChatWidget(widgets.VBox):
+    """A chat client in a notebook cell: ``ChatWidget(host, port, username)``.
+
+    It connects in the background (``connect=False`` to wait until you call
+    :meth:`connect`) and shows how that went in its status line.  It never
+    raises because of the network: refused connections, taken names and lost
+    servers are shown in the widget, and :attr:`status` and :attr:`reason`
+    say the same for programs and tests.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        username: str = "",
+        *,
+        connect: bool = True,
+        timeout: float = 5.0,
+        max_lines: int = MAX_LINES,
+        keepalive: float | None = KEEPALIVE_INTERVAL,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username
+        self.timeout = timeout
+        self.keepalive = keepalive
+        self.client: ChatClient | None = None
+        #: ``connecting``, ``connected`` or ``disconnected``; :attr:`reason` says why.
+        self.status = DISCONNECTED
+        self.reason = "Not connected yet"
+        self.users: list[str] = []
+        self._lines: deque[_Line] = deque(maxlen=max_lines)
+        self._ui_lock = threading.RLock()  # the one lock around every UI write
+        self._jobs: queue.Queue[tuple[Callable[[], None], threading.Event] | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
+        self._closed = False
+
+        self.header = widgets.HTML()
+        self.log_view = widgets.HTML(
+            layout=widgets.Layout(
+                flex="1 1 auto",
+                height=_LOG_HEIGHT,
+                overflow="auto",
+                flex_flow="column-reverse",  # scroll position counts from the bottom
+                border=_BORDER,
+                padding="2px",
+            )
+        )
+        self.users_view = widgets.HTML(
+            layout=widgets.Layout(
+                width="130px", height=_LOG_HEIGHT, overflow="auto", border=_BORDER, padding="2px"
+            )
+        )
+        self.input = widgets.Text(
+            placeholder="Message, or /help. Enter sends.",
+            continuous_update=False,  # value arrives on Enter (or on leaving the box)
+            layout=widgets.Layout(flex="1 1 auto", width="auto"),
+        )
+        self.send_button = widgets.Button(
+            description="Send", button_style="primary", layout=widgets.Layout(width="70px")
+        )
+        self.input.observe(self._on_input, names="value")
+        self.send_button.on_click(self._on_send_click)
+        body = widgets.HBox([self.log_view, self.users_view])
+        footer = widgets.HBox([self.input, self.send_button])
+        self._parts: list[widgets.Widget] = [
+            self.header,
+            self.log_view,
+            self.users_view,
+            self.input,
+            self.send_button,
+            body,
+            footer,
+        ]
+        super().__init__(
+            children=[self.header, body, footer],
+            layout=widgets.Layout(
+                flex="1 1 0%", min_width="300px", margin="4px", padding="6px", border=_BORDER
+            ),
+        )
+        self._update(status=DISCONNECTED, reason=self.reason)
+        if connect:
+            self.connect()
+
+    # -- what programs (and tests) call
+
+    def connect(self, username: str | None = None) -> None:
+        """Connect (again) in the background, as ``username`` or the name given before."""
+        if username is not None:
+            self.username = username
+        if self.status != DISCONNECTED:
+            self._update(line=_line("error", "❌ Already connected or connecting"))
+            return
+        name = self.username
+        where = f"{self.host}:{self.port}"
+        self._update(status=CONNECTING, reason=f"connecting to {where} as {name}…")
+        self._submit_job(lambda: self._connect(name))
+
+    def submit(self, line: str) -> None:
+        """Act on one line as if it was typed: send it, or run its slash command."""
+        command = parse_command(line)
+        if command is None:
+            text = message_text(line)
+            if text:
+                self._with_client(lambda client: client.send_chat(text))
+        elif command.name == "quit":
+            self.disconnect()
+        elif command.name == "ping":
+            self._with_client(lambda client: self._show(format_pong(client.ping())))
+        elif command.name == "users":
+            self._show(format_users(self.users))
+        elif command.name == "help":
+            self._show(HELP_TEXT)
+        else:
+            self._show(format_unknown_command(command.text))
+
+    def disconnect(self, wait: float = 0) -> None:
+        """Leave the chat (what ``/quit`` does); the widget stays, showing why it stopped.
+
+        Like every network call it runs on the sender thread, after any
+        connect still under way.  ``wait`` > 0: wait at most that long for it.
+        """
+        done = self._submit_job(self._close_client)
+        if wait > 0:
+            done.wait(wait)
+
+    def wait_connected(self, timeout: float = 5.0) -> bool:
+        """Wait until the connection attempt is over; True if it succeeded."""
+        self._submit_job(lambda: None).wait(timeout)  # runs after the pending connect job
+        return self.status == CONNECTED
+
+    def close(self) -> None:
+        """Disconnect, stop the sender thread and remove the widget from the page."""
+        if self._closed:
+            return
+        if self._sender is not None:
+            self._submit_job(self._close_client)
+            self._jobs.put(None)  # the sender thread's signal to end, after that job
+            self._closed = True
+            if self._sender is not threading.current_thread():
+                self._sender.join(self.timeout)
+        self._closed = True
+        for part in self._parts:
+            part.close()
+        super().close()
+
+    def log_text(self) -> str:
+        """The log as plain text, one line per line (handy in tests and notebooks)."""
+        with self._ui_lock:
+            return "\n".join(line.text for line in self._lines)
+
+    def __repr__(self) -> str:
+        return f"<ChatWidget {self.username or '?'}@{self.host}:{self.port} {self.status}>"
+
+    # -- browser events (on the kernel's main thread: quick, no network)
+
+    def _on_input(self, change: dict[str, Any]) -> None:
+        line = change["new"]
+        if line:
+            self._clear_input()
+            self.submit(line)
+
+    def _on_send_click(self, _button: widgets.Button) -> None:
+        line = self.input.value
+        if line:
+            self._clear_input()
+            self.submit(line)
+
+    def _clear_input(self) -> None:
+        with self._ui_lock:
+            self.input.value = ""  # fires _on_input again, with "": ignored
+
+    # -- the sender thread
+
+    def _submit_job(self, job: Callable[[], None]) -> threading.Event:
+        """Queue ``job`` for the sender thread; the event is set once it has run."""
+        done = threading.Event()
+        if self._closed:
+            done.set()
+            return done
+        if self._sender is None:
+            self._sender = threading.Thread(
+                target=self._run_jobs, name=f"chat-widget-{self.username}", daemon=True
+            )
+            self._sender.start()
+        self._jobs.put((job, done))
+        return done
+
+    def _run_jobs(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, done = item
+            try:
+                job()
+            except ChatError as exc:
+                self._update(line=_line("error", f"❌ {safe_text(exc)}"))
+            except Exception as exc:  # a bug must show in the widget, not kill the thread
+                self._update(line=_line("error", f"❌ {type(exc).__name__}: {safe_text(exc)}"))
+            finally:
+                done.set()
+
+    def _close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()  # its receive thread reports "disconnected", then ends
+
+    def _with_client(self, action: Callable[[ChatClient], None]) -> None:
+        """Run ``action`` on the sender thread, if connected; say so if not."""
+        client = self.client
+        if client is None or self.status != CONNECTED:
+            self._update(line=_line("error", "❌ Not connected"))
+            return
+        self._submit_job(lambda: action(client))
+
+    def _connect(self, username: str) -> None:
+        client = ChatClient(
+            self.host,
+            self.port,
+            on_event=lambda event: self._on_event(client, event),
+            timeout=self.timeout,
+            keepalive=self.keepalive,
+        )
+        previous, self.client = self.client, client
+        if previous is not None:
+            previous.close()
+        try:
+            client.connect(username)  # the welcome arrives in _on_event
+        except ChatError as exc:  # refused, name taken, invalid name, no answer
+            reason = safe_text(exc)
+            self._update(line=_line("error", f"❌ {reason}"), status=DISCONNECTED, reason=reason)
+            return
+        if self._closed:  # close() was called while we were connecting
+            client.close()
+
+    # -- the receive thread
+
+    def _on_event(self, client: ChatClient, event: dict[str, Any]) -> None:
+        """Called by ``client`` for every message from the server."""
+        if client is not self.client:
+            return  # a late word from a connection we replaced
+        kind = event.get("type")
+        if kind == "chat":
+            own = event.get("username") == client.username
+            stamp = clock_time(event.get("timestamp"))
+            name = safe_text(event.get("username", "?"))
+            text = safe_text(event.get("message", ""))
+            body = (
+                f'<span style="opacity:0.6">[{stamp}]</span> '
+                f"<b>{html.escape(name)}</b>: {html.escape(text)}"
+            )
+            self._update(line=_line("own" if own else "chat", f"[{stamp}] {name}: {text}", body))
+            return
+        shown = format_event(event)
+        line = None
+        if shown is not None:
+            style = "error" if kind in ("error", "server_shutdown", "disconnected") else "info"
+            line = _line(style, shown)  # format_event made peer text safe; _line escapes
+        if kind == "welcome":
+            self._update(
+                line=line,
+                status=CONNECTED,
+                reason=f"connected to {self.host}:{self.port}",
+                users=list(client.users),
+            )
+        elif kind in ("user_joined", "user_left"):
+            self._update(line=line, users=list(client.users))
+        elif kind == "disconnected":
+            self._update(line=line, status=DISCONNECTED, reason=str(event.get("reason", "")))
+        else:
+            self._update(line=line)
+
+    # -- the one place that writes to the widgets
+
+    def _show(self, text: str) -> None:
+        """Show a line of our own (a command's answer) in the log."""
+        self._update(line=_line("command", text))
+
+    def _update(
+        self,
+        *,
+        line: _Line | None = None,
+        status: str | None = None,
+        reason: str | None = None,
+        users: list[str] | None = None,
+    ) -> None:
+        """Change the state and redraw what changed, under the one UI lock."""
+        with self._ui_lock:
+            if self._closed and self.comm is None:
+                return
+            if line is not None:
+                self._lines.append(line)
+                self.log_view.value = "".join(line.html for line in self._lines)
+            if status is not None:
+                self.status = status
+                self.reason = reason or ""
+                live = status == CONNECTED
+                self.input.disabled = not live
+                self.send_button.disabled = not live
+                if not live:
+                    users = []
+            if users is not None:
+                self.users = users
+                items = "".join(
+                    f"<div>{_escape(u)}{' <i>(you)</i>' if u == self.username else ''}</div>"
+                    for u in users
+                )
+                self.users_view.value = (
+                    f'<div style="padding:0 4px;line-height:1.5">'
+                    f"<b>👥 Online ({len(users)})</b>{items}</div>"
+                )
+            if status is not None or self.header.value == "":
+                self.header.value = (
+                    f"<b>💬 {_escape(self.username or '?')}</b> "
+                    f"&nbsp;{_STATUS[self.status]} {_escape(self.reason)}"
+                )
+
+
+class ChatDemo(widgets.HBox):
+    """Alice and Bob side by side, on a server of their own (or the one you pass)."""
+
+    def __init__(self, server: ChatServer | None = None, names: tuple[str, str] = ("alice", "bob")):
+        self.server = server if server is not None else ChatServer("127.0.0.1", 0).start()
+        own_server = server is None
+        host, port = self.server.address
+        self.alice = ChatWidget(host, port, names[0])
+        self.bob = ChatWidget(host, port, names[1])
+        super().__init__(
+            children=[self.alice, self.bob], layout=widgets.Layout(flex_flow="row wrap")
+        )
+        # Leave and stop the server we started when close() is called, or at
+        # the latest when Python exits (the finalizer holds no reference to self).
+        self._finalizer = weakref.finalize(
+            self, _leave, [self.alice, self.bob], self.server, own_server
+        )
+
+    def leave(self) -> None:
+        """Disconnect both (their widgets stay, showing why) and stop our own server."""
+        self._finalizer()
+
+    def close(self) -> None:
+        self.leave()
+        self.alice.close()
+        self.bob.close()
+        super().close()
+
+
+def _leave(chats: list[ChatWidget], server: ChatServer, stop_server: bool) -> None:
+    for chat in chats:
+        chat.disconnect(wait=chat.timeout)
+    if stop_server:
+        server.stop()
+        return
+    # Someone else's server: wait (briefly) until it has seen us go, so that a
+    # new demo() on it finds the names free.
+    names = {chat.username for chat in chats}
+    deadline = time.monotonic() + 2.0
+    while names & set(server.usernames()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+_last_demo: ChatDemo | None = None
+
+
+def demo(server: ChatServer | None = None) -> ChatDemo:
+    """Two chat widgets, alice and bob, connected to ``server`` or to a new one.
+
+    A new server listens on 127.0.0.1 on a free port and stops when Python
+    exits.  Running ``demo()`` again first disconnects the previous pair (and
+    stops its server), so re-running the cell gives a fresh pair and the names
+    are free again.
+    """
+    global _last_demo
+    if _last_demo is not None:
+        _last_demo.leave()
+    _last_demo = ChatDemo(server)
+    return _last_demo

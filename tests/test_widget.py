@@ -1,0 +1,396 @@
+"""The notebook widget, driven in code against a real server (no browser).
+
+Without a kernel, ipywidgets talks to a dummy comm, so widgets can be built
+and driven here: setting ``input.value`` is what the browser does when you
+press Enter, and ``send_button.click()`` is a click.  The widgets' receive and
+sender threads are real, so every check of what another widget shows waits
+(boundedly) for it to arrive.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+pytest.importorskip("ipywidgets")
+
+from chat.server import ChatServer
+from chat.widget import CONNECTED, DISCONNECTED, ChatDemo, ChatWidget, demo
+from tests.helpers import RawPeer, wait_for
+
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+@pytest.fixture
+def chat_server() -> Iterator[ChatServer]:
+    """The widget is the subject here, so one engine (threads) is enough."""
+    with ChatServer("127.0.0.1", 0) as server:
+        yield server
+
+
+@pytest.fixture
+def make_widget(chat_server: ChatServer) -> Iterator[Callable[..., ChatWidget]]:
+    """Connected widgets on ``chat_server``, closed at the end of the test."""
+    made: list[ChatWidget] = []
+
+    def make(username: str, *, port: int | None = None, wait: bool = True, **kw) -> ChatWidget:
+        host, server_port = chat_server.address
+        widget = ChatWidget(host, port or server_port, username, **kw)
+        made.append(widget)
+        if wait:
+            widget.wait_connected()
+        return widget
+
+    yield make
+    for widget in made:
+        widget.close()
+
+
+def shows(widget: ChatWidget, text: str) -> Callable[[], bool]:
+    return lambda: text in widget.log_text()
+
+
+def test_message_entered_in_one_widget_appears_in_the_others_log(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.input.value = "Hello, Bob!"  # what pressing Enter in the browser does
+    wait_for(shows(bob, "alice: Hello, Bob!"))
+    assert "Hello, Bob!" in bob.log_view.value
+
+
+def test_input_is_cleared_after_sending(make_widget):
+    alice = make_widget("alice")
+    alice.input.value = "hi"
+    assert alice.input.value == ""
+
+
+def test_send_button_sends_the_typed_message_once(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.input.value = "once"  # leaving the box for the button reports the value...
+    alice.send_button.click()  # ...then the click arrives, with the box already empty
+    alice.input.value = "twice"
+    wait_for(shows(bob, "alice: twice"))
+    assert bob.log_text().count("alice: once") == 1
+
+
+def test_chat_lines_show_the_time_as_hh_mm_ss(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit("what time is it?")
+    wait_for(shows(bob, "what time is it?"))
+    assert re.search(r"\[\d\d:\d\d:\d\d\] alice: what time is it\?", bob.log_text())
+
+
+def test_own_messages_are_styled_apart(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit("mine")
+    wait_for(shows(alice, "alice: mine"))
+    wait_for(shows(bob, "alice: mine"))
+    assert re.search(r'class="chat-own"[^>]*>.*mine', alice.log_view.value)
+    assert not re.search(r'class="chat-own"', bob.log_view.value)
+
+
+def test_status_says_connected_with_the_address(make_widget, chat_server):
+    alice = make_widget("alice")
+    assert alice.status == CONNECTED
+    assert f"connected to 127.0.0.1:{chat_server.address[1]}" in alice.header.value
+    assert not alice.input.disabled
+
+
+def test_join_and_leave_show_as_lines(make_widget):
+    alice = make_widget("alice")
+    bob = make_widget("bob")
+    wait_for(shows(alice, "bob joined the chat"))
+    bob.submit("/quit")
+    wait_for(shows(alice, "bob left the chat"))
+
+
+def test_user_list_follows_joins_and_leaves(make_widget):
+    alice = make_widget("alice")
+    assert alice.users == ["alice"]
+    bob = make_widget("bob")
+    wait_for(lambda: sorted(alice.users) == ["alice", "bob"])
+    assert "Online (2)" in alice.users_view.value
+    assert "bob" in alice.users_view.value
+    bob.close()
+    wait_for(lambda: alice.users == ["alice"])
+    assert "Online (1)" in alice.users_view.value
+
+
+def test_user_list_marks_you(make_widget):
+    alice = make_widget("alice")
+    assert "alice <i>(you)</i>" in alice.users_view.value
+
+
+def test_peer_html_is_shown_as_text(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit(EVIL)
+    wait_for(shows(bob, EVIL))
+    assert "&lt;img src=x onerror=alert(1)&gt;" in bob.log_view.value
+    assert "<img" not in bob.log_view.value
+
+
+def test_messages_from_two_widgets_at_once_all_arrive_in_the_same_order(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    senders = [
+        threading.Thread(target=lambda w=w: [w.submit(f"{w.username} {i}") for i in range(10)])
+        for w in (alice, bob)
+    ]
+    for thread in senders:
+        thread.start()
+    for thread in senders:
+        thread.join(5)
+
+    def chat_lines(widget: ChatWidget) -> list[str]:
+        return [line[11:] for line in widget.log_text().splitlines() if line.startswith("[")]
+
+    for widget in (alice, bob):
+        wait_for(lambda w=widget: len(chat_lines(w)) == 20)
+    assert chat_lines(alice) == chat_lines(bob)
+    assert [line for line in chat_lines(alice) if "alice:" in line] == [
+        f"alice: alice {i}" for i in range(10)
+    ]
+
+
+def test_log_keeps_only_the_last_lines(make_widget):
+    alice = make_widget("alice", max_lines=3)
+    for i in range(6):
+        alice.submit(f"message {i}")
+    wait_for(shows(alice, "message 5"))
+    lines = alice.log_text().splitlines()
+    assert [line[11:] for line in lines] == [f"alice: message {i}" for i in (3, 4, 5)]
+    assert "message 2" not in alice.log_view.value
+
+
+# -- commands: the terminal client's, shared through chat.commands
+
+
+def test_ping_command_shows_the_round_trip(make_widget):
+    alice = make_widget("alice")
+    alice.submit("/ping")
+    wait_for(lambda: re.search(r"Pong! Round trip \d+\.\d ms", alice.log_text()))
+
+
+def test_help_command_lists_the_commands(make_widget):
+    alice = make_widget("alice")
+    alice.input.value = "/help"
+    for command in ("/quit", "/ping", "/users", "/help"):
+        assert command in alice.log_text()
+
+
+def test_users_command_lists_who_is_online(make_widget):
+    alice = make_widget("alice")
+    make_widget("bob")
+    wait_for(lambda: len(alice.users) == 2)
+    alice.submit("/users")
+    assert "Online: alice, bob" in alice.log_text()
+
+
+def test_unknown_command_is_not_sent(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit("/dance")
+    alice.submit("after")
+    wait_for(shows(bob, "alice: after"))
+    assert "Unknown command /dance" in alice.log_text()
+    assert "dance" not in bob.log_text()
+
+
+def test_double_slash_sends_a_message_starting_with_a_slash(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit("//shrug")
+    wait_for(shows(bob, "alice: /shrug"))
+
+
+def test_quit_disconnects_and_says_so(make_widget, chat_server):
+    alice = make_widget("alice")
+    alice.input.value = "/quit"
+    wait_for(lambda: alice.status == DISCONNECTED)
+    assert alice.reason == "You left the chat"
+    assert "You left the chat" in alice.header.value
+    assert alice.input.disabled and alice.send_button.disabled
+    wait_for(lambda: "alice" not in chat_server.usernames())
+
+
+def test_connect_again_after_quit(make_widget):
+    alice = make_widget("alice")
+    alice.submit("/q")
+    wait_for(lambda: alice.status == DISCONNECTED)
+    alice.connect()
+    assert alice.wait_connected()
+    assert alice.log_text().count("Welcome") == 2
+
+
+# -- errors show in the widget, never as a traceback
+
+
+def test_taken_name_shows_a_clear_message(make_widget):
+    make_widget("alice")
+    again = make_widget("alice")
+    assert again.status == DISCONNECTED
+    assert "Username already taken" in again.reason
+    assert "Username already taken" in again.header.value
+    assert "❌ Username already taken" in again.log_text()
+
+
+def test_a_taken_name_can_be_replaced(make_widget):
+    make_widget("alice")
+    again = make_widget("alice")
+    again.connect("alice2")
+    assert again.wait_connected()
+    assert "alice2" in again.users
+
+
+def test_invalid_name_is_refused_before_connecting(make_widget, chat_server):
+    widget = make_widget("not a name!")
+    assert widget.status == DISCONNECTED
+    assert "sername" in widget.reason  # the protocol's rule, in words
+    assert chat_server.usernames() == []
+
+
+def test_refused_connection_shows_a_clear_message(make_widget):
+    with socket.socket() as probe:  # a port that was free a moment ago: nobody listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    widget = make_widget("alice", port=port)
+    assert widget.status == DISCONNECTED
+    assert "connection refused" in widget.reason
+    assert "Is the server running?" in widget.header.value
+
+
+def test_server_going_away_shows_disconnected_with_the_reason(make_widget, chat_server):
+    alice = make_widget("alice")
+    chat_server.stop()
+    wait_for(lambda: alice.status == DISCONNECTED)
+    assert "shutting down" in alice.reason
+    assert "shutting down" in alice.header.value
+    assert alice.users == []
+    assert alice.input.disabled
+
+
+def test_sending_while_disconnected_says_not_connected(make_widget, chat_server):
+    alice = make_widget("alice")
+    chat_server.stop()
+    wait_for(lambda: alice.status == DISCONNECTED)
+    alice.submit("anyone?")
+    assert "Not connected" in alice.log_text()
+
+
+def test_connecting_is_shown_until_the_welcome(chat_server):
+    widget = ChatWidget(*chat_server.address, "alice", connect=False)
+    try:
+        assert widget.status == DISCONNECTED
+        widget.connect()
+        assert widget.status in ("connecting", CONNECTED)
+        assert widget.wait_connected()
+    finally:
+        widget.close()
+
+
+# -- a server that is not ours may send anything
+
+
+@pytest.fixture
+def rogue_server() -> Iterator[tuple[str, int]]:
+    """A fake server that welcomes anyone, then sends hostile text unfiltered."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(1024)  # the join
+            frames = [
+                {"type": "welcome", "message": "hi\x1b[2J", "users": ["me", "<b>x</b>"]},
+                {"type": "chat", "username": "<b>x</b>", "message": "a\x1b[2Jb\rc\u202ed"},
+                {"type": "user_joined", "username": EVIL, "message": EVIL},
+            ]
+            conn.sendall(b"".join(json.dumps(f).encode() + b"\n" for f in frames))
+            conn.settimeout(5)
+            try:
+                conn.recv(1024)  # until the client leaves
+            except OSError:
+                pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[:2]
+    listener.close()
+    thread.join(5)
+
+
+def test_control_characters_from_a_rogue_server_are_neutralised(rogue_server):
+    widget = ChatWidget(*rogue_server, "me")
+    try:
+        wait_for(shows(widget, EVIL))
+        text, value = widget.log_text(), widget.log_view.value
+        assert "a␛[2Jb␍c\ufffdd" in text
+        for raw in ("\x1b", "\r", "\u202e"):
+            assert raw not in value
+    finally:
+        widget.close()
+
+
+def test_names_from_a_rogue_server_are_escaped(rogue_server):
+    widget = ChatWidget(*rogue_server, "me")
+    try:
+        wait_for(shows(widget, EVIL))
+        for value in (widget.log_view.value, widget.users_view.value):
+            assert "<b>x</b>" not in value
+            assert "&lt;b&gt;x&lt;/b&gt;" in value
+        assert "<img" not in widget.log_view.value
+    finally:
+        widget.close()
+
+
+# -- the demo of the notebooks
+
+
+def test_demo_shows_alice_and_bob_chatting_on_a_server_of_their_own():
+    pair = demo()
+    try:
+        assert isinstance(pair, ChatDemo)
+        assert pair.alice.wait_connected() and pair.bob.wait_connected()
+        assert pair.server.address[0] == "127.0.0.1"
+        pair.alice.submit("hi bob")
+        wait_for(shows(pair.bob, "alice: hi bob"))
+    finally:
+        pair.close()
+    assert not pair.server.running
+
+
+def test_running_the_demo_again_frees_the_names_on_a_shared_server(chat_server):
+    first = demo(chat_server)
+    try:
+        assert first.alice.wait_connected()
+        second = demo(chat_server)
+        try:
+            assert second.alice.wait_connected(), second.alice.reason
+            assert first.alice.status == DISCONNECTED
+            assert chat_server.running  # not ours to stop
+        finally:
+            second.close()
+    finally:
+        first.close()
+
+
+def test_closing_a_widget_disconnects_it(make_widget, chat_server):
+    alice = make_widget("alice")
+    alice.close()
+    wait_for(lambda: chat_server.usernames() == [])
+    assert not [t for t in threading.enumerate() if t.name == "chat-widget-alice"]
+
+
+def test_raw_peers_see_the_widgets_messages(make_widget, chat_server):
+    """The widget speaks the protocol: a raw socket peer reads its chat frame."""
+    with RawPeer(chat_server.address) as peer:
+        peer.join("raw")
+        alice = make_widget("alice")
+        alice.submit("on the wire")
+        frame = peer.recv_until("chat")
+    assert frame["username"] == "alice" and frame["message"] == "on the wire"

@@ -8,6 +8,8 @@ well-written client never would.
 from __future__ import annotations
 
 import json
+import os
+import select
 import socket
 import time
 from collections.abc import Callable
@@ -20,8 +22,23 @@ TIMEOUT = 5.0
 class RawPeer:
     """A TCP connection that sends raw bytes and reads JSON lines, each wait bounded."""
 
-    def __init__(self, address: tuple[str, int], timeout: float = TIMEOUT) -> None:
-        self.sock = socket.create_connection(address, timeout=timeout)
+    def __init__(
+        self,
+        address: tuple[str, int],
+        timeout: float = TIMEOUT,
+        *,
+        recv_buffer: int | None = None,
+    ) -> None:
+        """Connect to ``address``.  ``recv_buffer`` shrinks the kernel's receive
+        buffer (set before connecting, so the TCP window starts small): a peer
+        that never reads then fills the server's queue for it sooner."""
+        if recv_buffer is None:
+            self.sock = socket.create_connection(address, timeout=timeout)
+        else:
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, recv_buffer)
+            self.sock.settimeout(timeout)
+            self.sock.connect(address)
         self.timeout = timeout
         self._buffer = b""
 
@@ -89,3 +106,35 @@ def wait_for(predicate: Callable[[], Any], timeout: float = TIMEOUT, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def free_port() -> int:
+    """A port that was free a moment ago, for tests that need a fixed port number."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def read_until(fd: int, marker: bytes, timeout: float = TIMEOUT, seen: bytes = b"") -> bytes:
+    """Read from a pipe or pseudo-terminal until ``marker`` appears; return all read.
+
+    Every read waits in ``select`` for at most what is left of ``timeout``, so a
+    process that prints nothing more fails the test instead of hanging it.
+    ``seen`` is output read earlier, searched too.
+    """
+    deadline = time.monotonic() + timeout
+    output = seen
+    while marker not in output:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{marker!r} not seen within {timeout} s; got {output!r}")
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # a pseudo-terminal whose other side closed
+                chunk = b""
+            if not chunk:
+                raise AssertionError(f"output ended before {marker!r}; got {output!r}")
+            output += chunk
+    return output

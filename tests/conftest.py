@@ -16,6 +16,16 @@ from chat.server import ChatServer, create_server
 ENGINES = list(ENGINE_CLASSES)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Declared here because pytest reads options only from the top conftest;
+    # tests/exercises/conftest.py is where it is used.
+    parser.addoption(
+        "--exercises",
+        action="store_true",
+        help="run tests/exercises against your code in exercises/ instead of solutions/",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "engines(*names): run this server test only on the named engines"

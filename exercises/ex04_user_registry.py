@@ -1,0 +1,52 @@
+"""Exercise 04 (notebook 04, threads): a username registry that threads can share.
+
+With a thread per client, two clients may ask for the name "alice" at the same
+moment, each on its own thread.  Code like this::
+
+    if name not in taken:   # both threads see: not taken ...
+        taken.add(name)     # ... so both add it, and both are "alice"
+
+breaks when the second thread runs its check after the first thread's check
+but before its ``add``.  Such a race is rare -- which makes it worse: it
+passes every test on your laptop and strikes in production.  The cure is a
+lock: a thread holds it from the check until the ``add`` is done, and any other
+thread that wants the lock waits.  Check and insert become one *atomic* step.
+
+Write the three methods of :class:`UserRegistry`.  ``__init__`` is given: keep
+the names in ``self._names`` and guard *every* use of them -- reads as well --
+with ``self._lock``.  (A ``dict`` keeps insertion order, so ``names()`` can list
+users in the order they joined; the values are unused.)
+
+Keep the lock only for the few lines that touch ``self._names``: never call
+anything slow (logging, sockets) while holding it, or every other thread waits.
+
+Check your work:  python -m exercises 04
+Stuck?            python -m exercises --hint 04
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class UserRegistry:
+    """The usernames in use.  Safe to call from many threads at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._names: dict[str, None] = {}  # a dict as an ordered set
+
+    def claim(self, name: str) -> bool:
+        """Take ``name`` if it is free and return True; return False if it is taken."""
+        # TODO: under self._lock: if the name is taken return False, else add it.
+        raise NotImplementedError("TODO: write UserRegistry.claim()")
+
+    def release(self, name: str) -> None:
+        """Free ``name``.  Freeing a name that is not taken does nothing."""
+        # TODO: under self._lock, remove the name if it is there.
+        raise NotImplementedError("TODO: write UserRegistry.release()")
+
+    def names(self) -> list[str]:
+        """The names taken, in the order they were claimed (a copy, safe to keep)."""
+        # TODO: under self._lock, return a new list of the names.
+        raise NotImplementedError("TODO: write UserRegistry.names()")

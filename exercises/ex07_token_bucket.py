@@ -1,0 +1,44 @@
+"""Exercise 07 (notebook 07, robustness): a token-bucket rate limiter.
+
+One client pasting a novel line by line, or a script sending thousands of
+frames a second, must not flood everybody else.  A token bucket allows what a
+person does -- short bursts, a few messages a second on average -- and refuses
+the rest:
+
+* The bucket holds at most ``burst`` tokens and starts full.
+* It refills continuously at ``rate`` tokens per second (fractions count),
+  but never past ``burst``.
+* Each message costs one token.  With a whole token in the bucket the message
+  is allowed and the token taken; with less, it is refused and costs nothing.
+
+So a client may send ``burst`` messages at once, then ``rate`` a second for as
+long as it likes.  The chat server keeps one bucket per client
+(:mod:`chat.limits`: 5 a second, bursts of 20).
+
+Write :class:`TokenBucket`.  The time is passed in: ``allow(now)`` takes the
+current time in seconds, from ``time.monotonic()`` in a server and from a
+fake clock in the tests, which makes the tests exact and instant.  If ``now``
+goes backwards, add no tokens.  Refuse a ``rate`` or ``burst`` that is not
+positive with a ``ValueError``.
+
+Check your work:  python -m exercises 07
+Stuck?            python -m exercises --hint 07
+"""
+
+from __future__ import annotations
+
+
+class TokenBucket:
+    """Allows ``rate`` events a second on average and ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int, now: float = 0.0) -> None:
+        """A full bucket at time ``now``."""
+        # TODO: check rate and burst; remember them, the tokens (a full bucket)
+        #       and the time of the last refill.
+        raise NotImplementedError("TODO: write TokenBucket.__init__()")
+
+    def allow(self, now: float) -> bool:
+        """Take a token at time ``now`` and return True, or return False if there is none."""
+        # TODO: add rate * (time since the last refill) tokens, at most burst;
+        #       then take one token if there is a whole one.
+        raise NotImplementedError("TODO: write TokenBucket.allow()")

@@ -1,0 +1,1 @@
+"""Tests of the exercises: the reference solutions by default, your code with --exercises."""

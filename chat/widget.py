@@ -101,7 +101,10 @@ MAX_LINES = 500
 
 # Inline styles: the widget brings no stylesheet.  JupyterLab's theme variables
 # (with a fallback after the comma) keep it readable in light and dark themes.
-_LINE = "padding:1px 6px;margin:1px 0;border-radius:4px;white-space:pre-wrap;overflow-wrap:anywhere"
+_LINE = (
+    "padding:1px 6px;margin:1px 0;border-radius:4px;line-height:1.4;"
+    "white-space:pre-wrap;overflow-wrap:anywhere"
+)
 _STYLES = {
     "chat": "",
     "own": "background:rgba(33,150,243,0.14);margin-left:15%;text-align:right",
@@ -210,6 +213,16 @@ class ChatWidget(widgets.VBox):
                 flex="1 1 0%", min_width="300px", margin="4px", padding="6px", border=_BORDER
             ),
         )
+        # CSS classes name the parts for the browser test (and for your own styles).
+        for part, name in (
+            (self, "chat-widget"),
+            (self.header, "chat-header"),
+            (self.log_view, "chat-log"),
+            (self.users_view, "chat-users"),
+            (self.input, "chat-input"),
+            (self.send_button, "chat-send"),
+        ):
+            part.add_class(name)
         self._update(status=DISCONNECTED, reason=self.reason)
         if connect:
             self.connect()

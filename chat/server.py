@@ -275,7 +275,9 @@ class ChatServer:
         Half the time is for clients to receive their goodbye; then every
         remaining socket is shut down hard.  Safe to call more than once.
         """
-        if self._stopping.is_set() or self._listener is None:
+        if self._listener is None:
+            return  # never started: nothing to stop
+        if self._stopping.is_set():
             self._stopped.wait(timeout)
             return
         self._stopping.set()
@@ -539,20 +541,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(format=LOG_FORMAT, level=args.log_level)
     server = create_server(args.engine, args.host, args.port)
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # handled like Ctrl+C by serve_forever
+
+    # Before start(): whoever reads "Chat server started" may send SIGTERM at
+    # once, and without a handler SIGTERM kills the process on the spot.
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         server.start()
+        server.serve_forever()  # returns after Ctrl+C or SIGTERM
+    except KeyboardInterrupt:  # one that came while starting, before serve_forever waited
+        server.stop()
     except AddressInUseError as exc:
         print(f"error: {exc.strerror}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # handled like Ctrl+C by serve_forever
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-    server.serve_forever()
     return 0
 
 

@@ -505,6 +505,19 @@ def test_server_program_logs_and_stops_cleanly_on_sigterm(engine):
     assert any(re.search(r"INFO - New connection from 127\.0\.0\.1:\d+$", line) for line in lines)
 
 
+def test_server_program_stops_cleanly_on_sigterm_right_after_starting():
+    process = start_program("--port", "0")
+    try:
+        assert process.stderr is not None
+        read_until(process.stderr.fileno(), b"Waiting for connections...")
+        process.send_signal(signal.SIGTERM)  # no time to install a handler after this
+        assert process.wait(timeout=TIMEOUT) == 0
+        assert b"Traceback" not in process.stderr.read()
+    finally:
+        process.kill()
+        process.wait(timeout=TIMEOUT)
+
+
 def test_server_program_explains_a_port_in_use_in_one_line():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         holder.bind(("127.0.0.1", 0))

@@ -21,6 +21,12 @@ Why a send lock?  ``sendall`` may need several system calls for one frame.
 Two threads sending at once (you typing, the keep-alive pinging) could
 interleave their bytes and corrupt both frames, so sending takes a lock.
 
+TLS: pass ``tls=True`` (and ``cafile=`` for a server with a self-signed
+certificate) or a ready ``ssl_context``.  The handshake runs in ``connect``
+under ``timeout``; afterwards the receive thread and your sending thread share
+one :class:`chat.tls.TLSChannel`, which is safe for exactly that (a plain
+``ssl.SSLSocket`` is not; see :mod:`chat.tls`).
+
 Besides the server's messages, the client reports one event of its own when
 the connection ends, never sent on the wire:
 ``{"type": "disconnected", "reason": "..."}``.
@@ -32,6 +38,7 @@ import collections
 import logging
 import queue
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +47,7 @@ from typing import Any
 from chat import protocol
 from chat.limits import KEEPALIVE_INTERVAL
 from chat.protocol import FrameDecoder, ProtocolError
+from chat.tls import TLSChannel, client_context
 
 __all__ = [
     "DEFAULT_HOST",
@@ -106,7 +114,13 @@ class ChatClient:
         on_event: Callable[[Event], None] | None = None,
         timeout: float = 5.0,
         keepalive: float | None = KEEPALIVE_INTERVAL,
+        tls: bool = False,
+        cafile: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if ssl_context is None and (tls or cafile):
+            ssl_context = client_context(cafile)
+        self.ssl_context = ssl_context
         self.host = host
         self.port = port
         self.timeout = timeout
@@ -116,6 +130,7 @@ class ChatClient:
         self.username: str | None = None
         self.users: list[str] = []  # who is online, kept up to date
         self._sock: socket.socket | None = None
+        self._stream: socket.socket | TLSChannel | None = None  # recv/sendall go here
         self._decoder = FrameDecoder(protocol.MAX_SERVER_FRAME_BYTES)
         self._send_lock = threading.Lock()
         self._pings: collections.deque[_PendingPing] = collections.deque()
@@ -155,11 +170,12 @@ class ChatClient:
         except OSError as exc:
             raise ConnectError(f"Could not connect to {where}: {exc.strerror or exc}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._sock = sock
         try:
+            self._stream = self._start_tls(sock) if self.ssl_context else sock
+            self._sock = sock
             welcome = self._join(username)
         except BaseException:
-            self._sock = None
+            self._sock = self._stream = None
             sock.close()
             raise
         self.username = username
@@ -171,6 +187,26 @@ class ChatClient:
         )
         self._receiver.start()
         return welcome
+
+    def _start_tls(self, sock: socket.socket) -> TLSChannel:
+        """Handshake within ``timeout``; check the certificate names our host."""
+        assert self.ssl_context is not None
+        where = f"{self.host}:{self.port}"
+        channel = TLSChannel(sock, self.ssl_context, server_side=False, server_hostname=self.host)
+        try:
+            channel.handshake(self.timeout)
+        except ssl.SSLCertVerificationError as exc:
+            raise ConnectError(
+                f"TLS: the certificate of {where} is not trusted ({exc.verify_message}). "
+                "For a self-signed server, pass its CA file (--cafile)."
+            ) from None
+        except (ssl.SSLError, TimeoutError, ConnectionError) as exc:
+            raise ConnectError(
+                f"TLS handshake with {where} failed ({exc}). Does the server use TLS?"
+            ) from None
+        except OSError as exc:
+            raise ConnectError(f"TLS handshake with {where} failed: {exc}") from None
+        return channel
 
     def _join(self, username: str) -> Event:
         """Send ``join`` and wait (at most ``timeout``) for the welcome or an error."""
@@ -197,8 +233,9 @@ class ChatClient:
             if remaining <= 0:
                 raise JoinError("The server did not answer the join in time")
             self._sock.settimeout(remaining)
+            assert self._stream is not None
             try:
-                data = self._sock.recv(65536)
+                data = self._stream.recv(65536)
             except TimeoutError:
                 continue
             except OSError as exc:
@@ -228,7 +265,7 @@ class ChatClient:
         return pending.rtt
 
     def _send(self, message: Event, ping: _PendingPing | None = None) -> _PendingPing | None:
-        if self._sock is None or self._closing:
+        if self._stream is None or self._closing:
             raise ConnectionClosed("Not connected")
         data = protocol.encode(message)
         with self._send_lock:
@@ -236,7 +273,7 @@ class ChatClient:
                 ping.sent = time.perf_counter()
                 self._pings.append(ping)  # under the lock: pings queue in sending order
             try:
-                self._sock.sendall(data)
+                self._stream.sendall(data)
             except OSError as exc:
                 raise ConnectionClosed(f"Connection lost: {exc.strerror or exc}") from None
             self._last_sent = time.monotonic()
@@ -245,13 +282,13 @@ class ChatClient:
     # -- receiving
 
     def _receive_loop(self) -> None:
-        assert self._sock is not None
+        assert self._sock is not None and self._stream is not None
         reason = "Server closed the connection"
         try:
             while True:
                 self._dispatch_buffered()
                 try:
-                    data = self._sock.recv(65536)
+                    data = self._stream.recv(65536)
                 except TimeoutError:
                     data = None  # quiet for a while: time for a keep-alive?
                 if data == b"":

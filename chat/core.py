@@ -146,6 +146,7 @@ class ChatCore:
             last_seen=now,
             tokens=limits.rate_burst,
             last_refill=now,
+            decoder=FrameDecoder(limits.max_frame_bytes),
         )
         self._per_host[host] = self._per_host.get(host, 0) + 1
         return []
@@ -162,7 +163,10 @@ class ChatCore:
             try:
                 message = peer.decoder.next_frame()
             except ProtocolError as exc:
-                actions += self._refuse(peer, str(exc), close=exc.fatal)
+                if not exc.fatal and not self._take_token(peer):
+                    actions += self._flooding(peer)  # bad frames count against the rate too
+                else:
+                    actions += self._refuse(peer, str(exc), close=exc.fatal)
                 continue
             if message is None:
                 break

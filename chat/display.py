@@ -34,8 +34,9 @@ PONG = "🏓"
 UNKNOWN = "❓"
 
 # C0 controls (which include ESC, CR and LF), DEL and the C1 controls; and the
-# bidirectional overrides that can make text display in a misleading order.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# line and paragraph separators, and the bidirectional overrides that can make
+# text display in a misleading order.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -11,7 +11,10 @@ message length, username rules) belong to the protocol itself and live in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from dataclasses import dataclass, fields
+
+from chat.protocol import MAX_FRAME_BYTES
 
 #: Seconds a new connection may take to send a valid ``join``.  IRC servers
 #: allow 20-30 s for registration; a connection that never joins only holds a
@@ -53,6 +56,11 @@ RATE_BURST = 20
 #: disconnected ("Excess flood", as IRC servers say).
 FLOOD_DISCONNECT_STRIKES = 30
 
+#: Seconds a TLS client may take to finish its handshake.  The handshake runs
+#: in the connection's own thread, never in the accept loop, so a client that
+#: stalls it only delays itself -- and only for this long.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -66,3 +74,115 @@ class Limits:
     rate_limit: float = RATE_LIMIT
     rate_burst: int = RATE_BURST
     flood_disconnect_strikes: int = FLOOD_DISCONNECT_STRIKES
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Limits:
+        """The limits set by :func:`add_arguments` flags; defaults for the rest."""
+        given = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        return cls(**{name: value for name, value in given.items() if value is not None})
+
+
+# -- the command line: one flag per limit an operator may want to change
+
+
+def _number(text: str, kind: type[int] | type[float], low: float, what: str) -> int | float:
+    """Parse one flag's value; argparse shows the error next to the flag's name."""
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= low or value == float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def _count(text: str) -> int:
+    return int(_number(text, int, 0, "a whole number, 0 or more"))
+
+
+def _positive_count(text: str) -> int:
+    return int(_number(text, int, 1, "a whole number, 1 or more"))
+
+
+def _seconds(text: str) -> float:
+    value = _number(text, float, 0, "a number of seconds, more than 0")
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected a number of seconds, more than 0, got 0")
+    return float(value)
+
+
+def _rate(text: str) -> float:
+    return float(_number(text, float, 0, "messages a second, 0 or more (0: no limit)"))
+
+
+def _frame_bytes(text: str) -> int:
+    return int(_number(text, int, 512, "a number of bytes, at least 512 (IRC's line length)"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add a ``--flag`` for each limit an operator may tune (README, "Limits").
+
+    Every flag defaults to ``None``, meaning "the constant in this module", so
+    the help text and :meth:`Limits.from_args` never disagree with it.
+    """
+    group = parser.add_argument_group("limits (README: Limits)")
+    flag = group.add_argument
+    flag(
+        "--max-clients",
+        dest="max_clients",
+        type=_positive_count,
+        metavar="N",
+        help=f'connections served at once; more get "Server full" (default: {MAX_CLIENTS})',
+    )
+    flag(
+        "--max-per-ip",
+        dest="max_connections_per_ip",
+        type=_count,
+        metavar="N",
+        help="connections from one IP address at once (default: 0, no limit)",
+    )
+    flag(
+        "--rate-limit",
+        dest="rate_limit",
+        type=_rate,
+        metavar="N",
+        help=f"messages a second per client, on average; 0 turns it off (default: {RATE_LIMIT:g})",
+    )
+    flag(
+        "--rate-burst",
+        dest="rate_burst",
+        type=_positive_count,
+        metavar="N",
+        help=f"messages a client may send at once before the rate applies (default: {RATE_BURST})",
+    )
+    flag(
+        "--join-timeout",
+        dest="join_timeout",
+        type=_seconds,
+        metavar="S",
+        help=f"seconds a new connection has to join (default: {JOIN_TIMEOUT:g})",
+    )
+    flag(
+        "--idle-timeout",
+        dest="idle_timeout",
+        type=_seconds,
+        metavar="S",
+        help=f"seconds of silence before a connection is dropped (default: {IDLE_TIMEOUT:g})",
+    )
+    flag(
+        "--max-frame-bytes",
+        dest="max_frame_bytes",
+        type=_frame_bytes,
+        metavar="N",
+        help=f"longest line a client may send, in bytes (default: {MAX_FRAME_BYTES})",
+    )
+    flag(
+        "--max-send-queue",
+        dest="max_send_queue_bytes",
+        type=_positive_count,
+        metavar="BYTES",
+        help="bytes waiting for one client before it is dropped as too slow "
+        f"(default: {MAX_SEND_QUEUE_BYTES})",
+    )

@@ -83,9 +83,10 @@ USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USERNAME_CHARS}}}")
 
 # C0 and C1 control characters and DEL.  A peer must never be able to move your
 # cursor, clear your terminal or start a fake new line, so the server removes
-# them from chat text (tab and newlines become a space).
+# them from chat text (tab and line breaks become a space, including Unicode's
+# LINE and PARAGRAPH SEPARATOR, which some displays break lines at).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_WHITESPACE_CONTROL = re.compile(r"[\t\n\r\v\f]")
+_WHITESPACE_CONTROL = re.compile(r"[\t\n\r\v\f\u2028\u2029]")
 
 
 class ProtocolError(Exception):

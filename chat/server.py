@@ -32,7 +32,17 @@ only moves bytes between sockets and that core.
   it.  Appending under the lock also means every client receives broadcasts in
   the same order.
 * A *housekeeping* thread asks the core once a second to expire connections
-  that never joined or went silent.
+  that never joined or went silent, and cuts off connections that were told
+  to close but hang on (:data:`CLOSE_TIMEOUT`).
+* A connection refused at the door (server full, too many from one address)
+  gets its error frame from a short-lived thread of its own, and only
+  :data:`MAX_TURNING_AWAY` of those run at once: a flood of connections to a
+  full server cannot make threads without bound.  Past that they are closed
+  without a word.
+* TLS (``ssl_context=...``): the handshake runs in the connection's reader
+  thread under :data:`chat.limits.TLS_HANDSHAKE_TIMEOUT`, never in the accept
+  loop, and the writer starts only once it is done.  Reader and writer then
+  share one :class:`chat.tls.TLSChannel`, which is safe for exactly that.
 
 Shutdown (Ctrl+C, SIGTERM or :meth:`ChatServer.stop`): stop accepting, send
 every client a ``server_shutdown`` frame, give writers a moment to flush, then
@@ -47,6 +57,7 @@ import importlib
 import logging
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -57,6 +68,8 @@ from typing import Any
 
 from chat.core import Action, ChatCore, Send
 from chat.limits import Limits
+from chat.limits import add_arguments as add_limit_arguments
+from chat.tls import TLSChannel, server_context
 
 __all__ = [
     "DEFAULT_HOST",
@@ -88,6 +101,16 @@ LINGER_SECONDS = 1.0
 #: How often the housekeeping thread checks join and idle timeouts.
 HOUSEKEEPING_INTERVAL = 1.0
 
+#: Seconds a connection the server decided to close may take to receive its
+#: last frames and hang up.  Then both its threads are woken and it is cut off,
+#: even if it ignores our FIN or stopped reading: a half-open connection must
+#: not keep two threads and a socket forever.
+CLOSE_TIMEOUT = 2.0
+
+#: Refused connections (server full, too many from one address) being told so
+#: at once, each by a short-lived thread.  More are closed without a word.
+MAX_TURNING_AWAY = 16
+
 # Servers running in this process, by port, so that starting a second server
 # on the same port (re-running a notebook cell) stops the first one instead of
 # failing with "Address already in use".
@@ -115,6 +138,8 @@ class _Connection:
         self._queued = 0
         self._wake = threading.Condition()
         self.closing = False  # no more frames are accepted; flush, then close
+        self.closing_since: float | None = None  # when closing started (CLOSE_TIMEOUT)
+        self.stream: socket.socket | TLSChannel = sock  # what recv/sendall go through
         self._aborted = False  # drop the queue and close now
         self._sock_lock = threading.Lock()
         self._sock_closed = False
@@ -130,7 +155,8 @@ class _Connection:
             if self.closing:
                 return True  # already on its way out: nothing more to say
             if self._queued + len(data) > self._max_queue:
-                self.closing = self._aborted = True
+                self._mark_closing()
+                self._aborted = True
                 self._queue.clear()
                 self._wake.notify()
                 return False
@@ -139,15 +165,21 @@ class _Connection:
             self._wake.notify()
             return True
 
+    def _mark_closing(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self.closing_since = time.monotonic()
+
     def close_after_flush(self) -> None:
         with self._wake:
-            self.closing = True
+            self._mark_closing()
             self._wake.notify()
 
     def abort(self) -> None:
         """Close now, dropping anything queued.  Wakes both threads at once."""
         with self._wake:
-            self.closing = self._aborted = True
+            self._mark_closing()
+            self._aborted = True
             self._queue.clear()
             self._wake.notify()
         self.shutdown(socket.SHUT_RDWR)
@@ -181,8 +213,10 @@ class _Connection:
                     self._queued = 0
                     last = self.closing  # nothing can be queued after closing
                 if data:
-                    self.sock.sendall(data)
+                    self.stream.sendall(data)
                 if last:
+                    if isinstance(self.stream, TLSChannel):
+                        self.stream.close_notify()  # TLS says goodbye before TCP does
                     self.shutdown(socket.SHUT_WR)  # a clean FIN after our last frame
                     return
         except OSError:
@@ -196,6 +230,9 @@ class ChatServer:
     straight away.  Port 0 asks the operating system for any free port; read it
     back from :attr:`address`.  Use ``with ChatServer(...) as server:`` or call
     :meth:`stop`; :meth:`serve_forever` blocks until Ctrl+C instead.
+
+    ``limits`` sets every bound (:class:`chat.limits.Limits`); ``ssl_context``
+    (see :func:`chat.tls.server_context`) makes every connection use TLS.
     """
 
     def __init__(
@@ -205,14 +242,17 @@ class ChatServer:
         *,
         limits: Limits | None = None,
         backlog: int = 128,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.limits = limits or Limits()
         self.backlog = backlog
+        self.ssl_context = ssl_context
         self.core = ChatCore(self.limits)
-        self._lock = threading.Lock()  # guards self.core and self._connections
+        self._lock = threading.Lock()  # guards core, _connections and _turning_away
         self._connections: set[_Connection] = set()
+        self._turning_away: set[socket.socket] = set()  # refused, being told so
         self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -292,6 +332,8 @@ class ChatServer:
             actions = self.core.shutdown()
             connections = list(self._connections)
             to_abort = self._perform(actions)
+            for sock in self._turning_away:
+                _shutdown_quietly(sock)  # their threads end at once
         self._abort(to_abort)
         _join_all(_threads_of(connections), deadline - timeout / 2)
         for conn in connections:
@@ -353,18 +395,72 @@ class ChatServer:
             if self._stopping.is_set():
                 sock.close()
                 return
-            self._connections.add(conn)
-            to_abort = self._perform(self.core.connect(conn, address))
-        conn.writer.start()
-        conn.reader.start()
+            actions = self.core.connect(conn, address)
+            accepted = self.core.is_open(conn)
+            if accepted:
+                self._connections.add(conn)
+                to_abort = self._perform(actions)
+        if not accepted:
+            refusal = b"".join(a.data for a in actions if isinstance(a, Send))
+            self._turn_away(sock, name, refusal)
+            return
+        conn.reader.start()  # the reader starts the writer (after the TLS handshake)
         self._abort(to_abort)
+
+    def _turn_away(self, sock: socket.socket, name: str, refusal: bytes) -> None:
+        """Tell a refused connection why, from a thread of its own, if not too many are."""
+        with self._lock:
+            crowded = self._stopping.is_set() or len(self._turning_away) >= MAX_TURNING_AWAY
+            if not crowded:
+                self._turning_away.add(sock)
+        if crowded:
+            sock.close()  # a flood of connections: no words to spare
+            return
+        threading.Thread(
+            target=self._say_refusal, args=(sock, refusal), name=f"chat-refuse-{name}", daemon=True
+        ).start()
+
+    def _say_refusal(self, sock: socket.socket, refusal: bytes) -> None:
+        try:
+            stream: socket.socket | TLSChannel = sock
+            if self.ssl_context is not None:
+                stream = TLSChannel(sock, self.ssl_context, server_side=True)
+                stream.handshake(self.limits.tls_handshake_timeout)
+            sock.settimeout(LINGER_SECONDS)
+            stream.sendall(refusal)
+            if isinstance(stream, TLSChannel):
+                stream.close_notify()
+            sock.shutdown(socket.SHUT_WR)
+            _drain(sock, LINGER_SECONDS)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._turning_away.discard(sock)  # before close: stop() never sees a closed one
+            sock.close()
+
+    def _start_tls(self, conn: _Connection) -> None:
+        """Run the TLS handshake in this (the reader's) thread, within its time limit."""
+        assert self.ssl_context is not None
+        channel = TLSChannel(conn.sock, self.ssl_context, server_side=True)
+        channel.handshake(self.limits.tls_handshake_timeout)
+        conn.stream = channel
 
     def _reader(self, conn: _Connection) -> None:
         """Feed whatever the client sends to the core, until either side ends it."""
         reason = "connection closed by client"
         try:
+            if self.ssl_context is not None:
+                try:
+                    self._start_tls(conn)
+                except OSError as exc:
+                    reason = f"TLS handshake failed: {exc}"
+                    log.warning("TLS handshake with %r failed: %s", conn, exc)
+                    return  # the finally clause cleans up
+            assert conn.writer is not None
+            conn.writer.start()
             while not conn.closing:
-                data = conn.sock.recv(RECV_BYTES)
+                data = conn.stream.recv(RECV_BYTES)
                 if not data:
                     break
                 with self._lock:
@@ -380,7 +476,7 @@ class ChatServer:
                 to_abort = self._perform(self.core.disconnect(conn, reason))
             self._abort(to_abort)
             conn.close_after_flush()
-            if conn.writer is not None:
+            if conn.writer is not None and conn.writer.ident is not None:  # it was started
                 conn.writer.join(LINGER_SECONDS)
             conn.abort()
             conn.close_socket()
@@ -391,6 +487,12 @@ class ChatServer:
         while not self._stopping.wait(HOUSEKEEPING_INTERVAL):
             with self._lock:
                 to_abort = self._perform(self.core.expire())
+                now = time.monotonic()
+                to_abort += [  # told to close, but still hanging on (CLOSE_TIMEOUT)
+                    conn
+                    for conn in self._connections
+                    if conn.closing_since is not None and now - conn.closing_since > CLOSE_TIMEOUT
+                ]
             self._abort(to_abort)
 
     # -- carrying out the core's decisions
@@ -466,8 +568,21 @@ def _drain(sock: socket.socket, seconds: float) -> None:
         return
 
 
+def _shutdown_quietly(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 def _threads_of(connections: Iterable[_Connection]) -> list[threading.Thread]:
-    return [t for c in connections for t in (c.reader, c.writer) if t is not None]
+    """The started threads of these connections (a writer waits for the TLS handshake)."""
+    return [
+        t
+        for c in connections
+        for t in (c.reader, c.writer)
+        if t is not None and t.ident is not None
+    ]
 
 
 def _join_all(threads: Iterable[threading.Thread], deadline: float) -> None:
@@ -534,13 +649,30 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much to log (default: %(default)s)",
     )
+    tls = parser.add_argument_group("TLS (README: Security)")
+    tls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve over TLS")
+    tls.add_argument("--tls-key", metavar="PEM", help="private key, if not in the --tls-cert file")
+    add_limit_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(format=LOG_FORMAT, level=args.log_level)
-    server = create_server(args.engine, args.host, args.port)
+    ssl_context = None
+    if args.tls_key and not args.tls_cert:
+        parser.error("--tls-key needs --tls-cert")
+    if args.tls_cert:
+        try:
+            ssl_context = server_context(args.tls_cert, args.tls_key)
+        except (OSError, ValueError) as exc:  # missing file, wrong format, key does not match
+            print(f"error: cannot load the TLS certificate or key: {exc}", file=sys.stderr)
+            return 1
+    options: dict[str, Any] = {"limits": Limits.from_args(args)}
+    if ssl_context is not None:
+        options["ssl_context"] = ssl_context
+    server = create_server(args.engine, args.host, args.port, **options)
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # handled like Ctrl+C by serve_forever

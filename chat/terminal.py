@@ -28,7 +28,13 @@ from chat import protocol
 from chat.client import DEFAULT_HOST, DEFAULT_PORT, ChatClient, ChatError, JoinError
 from chat.commands import HELP_TEXT, parse_command
 from chat.commands import message_text as text_to_send
-from chat.display import format_event, format_pong, format_unknown_command, format_users
+from chat.display import (
+    format_event,
+    format_pong,
+    format_unknown_command,
+    format_users,
+    safe_text,
+)
 
 try:
     import readline
@@ -74,6 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help=f"server address (default: {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, help=f"server port (default: {DEFAULT_PORT})")
     parser.add_argument("--username", help="your name: 1-20 letters, digits, '_' or '-'")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS (README: Security)")
+    parser.add_argument(
+        "--cafile",
+        metavar="PEM",
+        help="trust the certificates this CA file signed (a self-signed server); implies --tls",
+    )
     return parser
 
 
@@ -109,12 +121,18 @@ def main(argv: list[str] | None = None) -> int:
 
     screen = Screen(interactive)
     while True:
-        client = ChatClient(host, port, on_event=lambda e: on_event(e, screen, interactive))
+        client = ChatClient(
+            host,
+            port,
+            on_event=lambda e: on_event(e, screen, interactive),
+            tls=args.tls,
+            cafile=args.cafile,
+        )
         try:
             client.connect(username)
             break
-        except JoinError as exc:
-            print(f"❌ {exc}", file=sys.stderr)
+        except JoinError as exc:  # its words may come from the server: made safe to print
+            print(f"❌ {safe_text(exc)}", file=sys.stderr)
             if not interactive:
                 return 1
             try:
@@ -122,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             except (EOFError, KeyboardInterrupt):
                 return 1
         except ChatError as exc:
-            print(f"❌ {exc}", file=sys.stderr)
+            print(f"❌ {safe_text(exc)}", file=sys.stderr)
             return 1
     try:
         chat_loop(client, screen, interactive)
@@ -160,7 +178,7 @@ def chat_loop(client: ChatClient, screen: Screen, interactive: bool) -> None:
             if not handle_line(line, client, screen):
                 break
         except ChatError as exc:
-            screen.show(f"❌ {exc}")
+            screen.show(f"❌ {safe_text(exc)}")
             break
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -55,11 +56,11 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def make_server(engine: str) -> Iterator[Callable[..., ChatServer]]:
-    """Start servers with custom limits: ``make_server(limits=Limits(...))``."""
+    """Start servers: ``make_server(limits=Limits(...))``; ``ssl_context=`` etc. pass on."""
     started: list[ChatServer] = []
 
-    def start(limits: Limits | None = None) -> ChatServer:
-        server = create_server(engine, "127.0.0.1", 0, limits=limits)
+    def start(limits: Limits | None = None, **options: Any) -> ChatServer:
+        server = create_server(engine, "127.0.0.1", 0, limits=limits, **options)
         server.start()
         started.append(server)
         return server

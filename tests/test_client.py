@@ -1,0 +1,363 @@
+"""ChatClient, the client for programs: connect, join, send, ping, events, close.
+
+Most tests talk to a real server (the ``server`` fixture).  A few need a server
+that misbehaves -- never answers, sends garbage -- so they use
+:class:`FakeServer`, a listening socket the test drives by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import threading
+
+import pytest
+
+from chat.client import ChatClient, ChatError, ConnectError, ConnectionClosed, JoinError
+from chat.limits import Limits
+from tests.helpers import TIMEOUT, free_port, wait_for
+
+
+def next_event(client: ChatClient, kind: str | None = None) -> dict:
+    """The next event (of type ``kind``, skipping others) from the client's queue."""
+    while True:
+        event = client.events.get(timeout=TIMEOUT)
+        if kind is None or event["type"] == kind:
+            return event
+
+
+@pytest.fixture
+def connect(server):
+    """Make clients joined to the test server; all are closed at the end."""
+    clients: list[ChatClient] = []
+
+    def make(name: str, **options) -> ChatClient:
+        client = ChatClient(*server.address, **options)
+        clients.append(client)
+        client.connect(name)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+class FakeServer:
+    """A listening socket on 127.0.0.1 that the test answers by hand."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(TIMEOUT)
+        self.address = self.listener.getsockname()[:2]
+        self.conn: socket.socket | None = None
+        self._buffer = b""
+
+    def accept(self) -> None:
+        self.conn, _ = self.listener.accept()
+        self.conn.settimeout(TIMEOUT)
+
+    def recv_frame(self) -> dict:
+        assert self.conn is not None
+        while b"\n" not in self._buffer:
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise EOFError("client closed the connection")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def send(self, data: bytes | dict) -> None:
+        assert self.conn is not None
+        if isinstance(data, dict):
+            data = json.dumps(data).encode() + b"\n"
+        self.conn.sendall(data)
+
+    def welcome(self, name: str) -> None:
+        """Accept the next client and welcome it, like a real server would."""
+        self.accept()
+        assert self.recv_frame() == {"type": "join", "username": name}
+        self.send({"type": "welcome", "message": f"Welcome, {name}", "users": [name]})
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def fake_server():
+    fake = FakeServer()
+    yield fake
+    fake.close()
+
+
+def connect_in_background(client: ChatClient, name: str) -> tuple[threading.Thread, queue.Queue]:
+    """Run ``client.connect(name)`` in a thread; its result or error goes to the queue."""
+    outcome: queue.Queue = queue.Queue()
+
+    def run() -> None:
+        try:
+            outcome.put(client.connect(name))
+        except Exception as exc:
+            outcome.put(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+# --------------------------------------------------------------------------
+# Connecting and joining
+
+
+def test_connect_returns_the_welcome_listing_everyone(server, connect):
+    connect("alice")
+    bob = ChatClient(*server.address)
+    try:
+        welcome = bob.connect("bob")
+        assert welcome["type"] == "welcome"
+        assert welcome["users"] == ["alice", "bob"]
+        assert bob.username == "bob"
+        assert bob.users == ["alice", "bob"]
+        assert bob.connected
+    finally:
+        bob.close()
+
+
+def test_welcome_is_also_the_first_event(connect):
+    alice = connect("alice")
+    assert next_event(alice)["type"] == "welcome"
+
+
+def test_refused_connection_raises_connect_error_asking_if_the_server_runs():
+    client = ChatClient("127.0.0.1", free_port())
+    with pytest.raises(ConnectError, match=r"Is the server running\?"):
+        client.connect("alice")
+    assert not client.connected
+
+
+def test_taken_name_raises_join_error(server, connect):
+    connect("alice")
+    client = ChatClient(*server.address)
+    with pytest.raises(JoinError, match="Username already taken"):
+        client.connect("alice")
+    assert not client.connected
+
+
+def test_after_a_join_error_the_same_client_can_try_another_name(server, connect):
+    connect("alice")
+    client = ChatClient(*server.address)
+    with pytest.raises(JoinError):
+        client.connect("alice")
+    try:
+        assert client.connect("alice2")["type"] == "welcome"
+    finally:
+        client.close()
+
+
+def test_invalid_name_raises_join_error_without_connecting():
+    client = ChatClient("127.0.0.1", free_port())  # nothing listens: connecting would fail
+    with pytest.raises(JoinError, match="letters, digits"):
+        client.connect("not valid!")
+
+
+def test_full_server_raises_join_error(make_server):
+    server = make_server(limits=Limits(max_clients=1))
+    with ChatClient(*server.address) as alice:
+        alice.connect("alice")
+        with pytest.raises(JoinError, match="Server full"):
+            ChatClient(*server.address).connect("bob")
+
+
+def test_connecting_twice_is_refused(connect):
+    alice = connect("alice")
+    with pytest.raises(ChatError, match="already connected"):
+        alice.connect("alice")
+
+
+def test_server_that_never_answers_the_join_raises_join_error(fake_server):
+    client = ChatClient(*fake_server.address, timeout=0.3)
+    with pytest.raises(JoinError, match="did not answer"):
+        client.connect("alice")
+
+
+def test_server_closing_during_the_join_raises_join_error(fake_server):
+    client = ChatClient(*fake_server.address)
+    thread, outcome = connect_in_background(client, "alice")
+    fake_server.accept()
+    fake_server.recv_frame()
+    fake_server.conn.close()
+    thread.join(TIMEOUT)
+    error = outcome.get(timeout=TIMEOUT)
+    assert isinstance(error, JoinError)
+    assert "closed the connection" in str(error)
+
+
+# --------------------------------------------------------------------------
+# Sending and receiving
+
+
+def test_sent_chat_comes_back_as_a_chat_event(connect):
+    alice = connect("alice")
+    alice.send_chat("Hello everyone!")
+    event = next_event(alice, "chat")
+    assert event["username"] == "alice"
+    assert event["message"] == "Hello everyone!"
+    assert isinstance(event["timestamp"], float)
+
+
+def test_messages_from_others_arrive_as_events(connect):
+    alice = connect("alice")
+    bob = connect("bob")
+    assert next_event(alice, "user_joined")["username"] == "bob"
+    bob.send_chat("hi alice")
+    event = next_event(alice, "chat")
+    assert (event["username"], event["message"]) == ("bob", "hi alice")
+
+
+def test_refused_message_arrives_as_an_error_event(connect):
+    alice = connect("alice")
+    alice.send_chat("   ")
+    assert next_event(alice, "error")["message"] == "Message is empty"
+
+
+def test_events_go_to_the_callback_when_one_is_given(server):
+    events: list[dict] = []
+    with ChatClient(*server.address, on_event=events.append) as alice:
+        alice.connect("alice")
+        alice.send_chat("to the callback")
+        wait_for(lambda: any(e.get("message") == "to the callback" for e in events))
+        assert events[0]["type"] == "welcome"
+        assert alice.events.empty()
+
+
+def test_a_failing_callback_does_not_stop_the_events(server, caplog):
+    events: list[dict] = []
+
+    def callback(event: dict) -> None:
+        events.append(event)
+        if event["type"] == "chat" and event["message"] == "first":
+            raise RuntimeError("a bug in the callback")
+
+    with ChatClient(*server.address, on_event=callback) as alice:
+        alice.connect("alice")
+        alice.send_chat("first")
+        alice.send_chat("second")
+        wait_for(lambda: any(e.get("message") == "second" for e in events))
+    assert "on_event callback failed" in caplog.text
+
+
+def test_ping_returns_a_small_positive_round_trip(connect):
+    alice = connect("alice")
+    rtt = alice.ping()
+    assert 0 < rtt < alice.timeout
+
+
+def test_pongs_that_answer_ping_are_not_events(connect):
+    alice = connect("alice")
+    next_event(alice, "welcome")
+    alice.ping()
+    alice.send_chat("after the ping")
+    assert next_event(alice)["message"] == "after the ping"
+
+
+def test_several_pings_are_each_answered(connect):
+    alice = connect("alice")
+    assert all(alice.ping() > 0 for _ in range(5))
+
+
+def test_users_list_follows_joins_and_leaves(connect):
+    alice = connect("alice")
+    bob = connect("bob")
+    wait_for(lambda: alice.users == ["alice", "bob"])
+    bob.close()
+    wait_for(lambda: alice.users == ["alice"])
+
+
+def test_keepalive_pings_the_server_when_nothing_else_was_sent(fake_server):
+    with ChatClient(*fake_server.address, keepalive=0.1) as client:
+        thread, _ = connect_in_background(client, "alice")
+        fake_server.welcome("alice")
+        thread.join(TIMEOUT)
+        assert fake_server.recv_frame() == {"type": "ping"}
+        fake_server.send({"type": "pong"})
+        assert fake_server.recv_frame() == {"type": "ping"}  # and again, while quiet
+        assert next_event(client)["type"] == "welcome"
+        assert client.events.empty()  # keep-alive pongs are not events
+
+
+def test_unknown_message_types_from_the_server_are_passed_on(fake_server):
+    with ChatClient(*fake_server.address) as client:
+        thread, _ = connect_in_background(client, "alice")
+        fake_server.welcome("alice")
+        thread.join(TIMEOUT)
+        fake_server.send({"type": "typing", "username": "bob"})
+        assert next_event(client, "typing") == {"type": "typing", "username": "bob"}
+        assert client.connected
+
+
+def test_bad_frame_from_the_server_ends_with_a_disconnected_event(fake_server):
+    with ChatClient(*fake_server.address) as client:
+        thread, _ = connect_in_background(client, "alice")
+        fake_server.welcome("alice")
+        thread.join(TIMEOUT)
+        fake_server.send(b"\xff\xfe\n")
+        event = next_event(client, "disconnected")
+        assert "bad frame" in event["reason"]
+        wait_for(lambda: not client.connected)
+
+
+# --------------------------------------------------------------------------
+# Ending
+
+
+def test_server_stop_gives_server_shutdown_then_a_disconnected_event(server, connect):
+    alice = connect("alice")
+    server.stop()
+    shutdown = next_event(alice, "server_shutdown")
+    disconnected = next_event(alice)
+    assert disconnected["type"] == "disconnected"
+    assert disconnected["reason"] == shutdown["message"]
+    wait_for(lambda: not alice.connected)
+
+
+def test_sending_after_the_server_is_gone_raises_connection_closed(server, connect):
+    alice = connect("alice")
+    server.stop()
+    next_event(alice, "disconnected")
+    with pytest.raises(ConnectionClosed):
+        alice.send_chat("anyone?")
+    with pytest.raises(ConnectionClosed):
+        alice.ping()
+
+
+def test_close_ends_with_a_you_left_event(connect):
+    alice = connect("alice")
+    alice.close()
+    assert not alice.connected
+    assert next_event(alice, "disconnected")["reason"] == "You left the chat"
+
+
+def test_sending_after_close_raises_connection_closed(connect):
+    alice = connect("alice")
+    alice.close()
+    with pytest.raises(ConnectionClosed):
+        alice.send_chat("hello?")
+
+
+def test_close_is_harmless_twice_and_before_connecting(server):
+    never = ChatClient(*server.address)
+    never.close()
+    with ChatClient(*server.address) as alice:
+        alice.connect("alice")
+        alice.close()
+    alice.close()
+
+
+def test_leaving_frees_the_name_on_the_server(server, connect):
+    watcher = connect("watcher")
+    with ChatClient(*server.address) as alice:
+        alice.connect("alice")
+    next_event(watcher, "user_left")
+    assert connect("alice").username == "alice"

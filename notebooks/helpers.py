@@ -48,13 +48,15 @@ class LogBook(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(self.format(record))  # emit runs under the handler's lock
 
-    def show(self) -> None:
-        """Print the lines logged since the last call."""
+    def show(self, *words: str) -> None:
+        """Print the lines logged since the last call; with ``words``, only lines with one."""
         self.acquire()
         try:
             new, self._shown = self.lines[self._shown :], len(self.lines)
         finally:
             self.release()
+        if words:
+            new = [line for line in new if any(word in line for word in words)]
         print("\n".join(new) if new else "(nothing new in the log)")
 
     def skip(self) -> None:

@@ -27,6 +27,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if not __package__:  # run as a folder ("python ../exercises 02"), not with -m
+    sys.path.insert(0, str(ROOT))
 TESTS = ROOT / "tests" / "exercises"
 
 #: The environment variable tests/exercises/conftest.py reads to choose the package.
@@ -110,12 +112,22 @@ class _Collector:
     def __init__(self) -> None:
         self.results: dict[str, Result] = {}
         self.errors: list[Any] = []  # reports of files that could not even be collected
+        self.timed_out: set[str] = set()  # test files in which a test hit the timeout
+
+    def pytest_runtest_setup(self, item: Any) -> None:
+        # One endless loop would otherwise cost TEST_TIMEOUT for every test that calls it.
+        if item.nodeid.split("::")[0] in self.timed_out:
+            import pytest
+
+            pytest.fail("not run: an earlier test of this exercise timed out", pytrace=False)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         nodeid = report.nodeid
         result = self.results.setdefault(nodeid, Result(nodeid.split("::")[-1], True))
         if report.failed and result.passed:
             result.passed, result.report = False, report
+            if "Timeout" in report.longreprtext:
+                self.timed_out.add(nodeid.split("::")[0])
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.failed:
@@ -170,7 +182,7 @@ def run_tests(exercises: list[Exercise], package: str = "exercises") -> dict[str
 
 def _relative(path: str) -> str:
     try:
-        return (ROOT / path).resolve().relative_to(ROOT).as_posix()
+        return Path(path).resolve().relative_to(ROOT).as_posix()
     except ValueError:
         return path
 
@@ -213,6 +225,10 @@ def describe_failure(result: Result) -> list[str]:
     if len(errors) > MAX_ERROR_LINES:
         errors = [*errors[: MAX_ERROR_LINES - 1], "..."]
     lines += ["  " + line for line in errors]
+    if any("Timeout" in line for line in errors):
+        lines.append(
+            f"  (Your code ran for over {TEST_TIMEOUT} s: an endless loop? a wait with no end?)"
+        )
     return lines
 
 
@@ -316,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # a console that cannot show "👋" shows "?"
         sys.stdout.reconfigure(errors="replace")
     package = "solutions" if args.solutions else "exercises"
+    os.chdir(ROOT)  # pytest reports paths relative to here
     exercises = find_exercises()
     if not exercises:
         print("No exercises found in exercises/.")

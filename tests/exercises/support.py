@@ -94,7 +94,7 @@ def recv_until_eof(
     """Read until the peer ends the stream; everything it sent."""
     deadline = time.monotonic() + timeout
     data = bytearray()
-    while chunk := _recv(sock, watch, deadline, "the end of the stream"):
+    while chunk := _recv(sock, watch, deadline, "the end of the stream (no close?)"):
         data += chunk
     return bytes(data)
 

@@ -67,8 +67,11 @@ def test_names_returns_a_copy(registry):
     assert registry.names() == ["alice"]
 
 
-@pytest.mark.parametrize("method, args", [("claim", ("bob",)), ("release", ("bob",)),
-                                           ("names", ())])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, args",
+    [("claim", ("bob",)), ("release", ("bob",)), ("names", ())],
+    ids=["claim", "release", "names"],
+)
 def test_method_waits_while_another_thread_holds_the_lock(registry, method, args):
     with registry._lock:  # as if another thread were in the middle of a claim
         call = Background(getattr(registry, method), *args)

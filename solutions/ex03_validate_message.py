@@ -49,6 +49,8 @@ def validate_message(message: Any) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise InvalidMessage("A message must be a JSON object")
     kind = message.get("type")
+    if not isinstance(kind, str):
+        raise InvalidMessage('A message needs a "type" string')
     # Build a new dict instead of returning the one we were given: fields we
     # do not know (and do not check) never travel further.
     if kind == "join":

@@ -61,7 +61,10 @@ Enter sends.  The input is an ipywidgets ``Text`` with ``continuous_update=False
 whose ``value`` we observe (ipywidgets 8 deprecates ``on_submit``).  The
 browser reports the value when you press Enter *or* leave the box, so
 clicking Send (which leaves the box) also sends; so would clicking elsewhere
-with text typed.  The Send button sends whatever is still in the input.
+with text typed.  The Send button sends whatever is still in the input.  The
+kernel empties the box once it has the line; text typed in the split second
+before that reaches the browser (a busy kernel makes the second longer) is
+wiped with it.
 """
 
 from __future__ import annotations
@@ -75,7 +78,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import ipywidgets as widgets
+try:
+    import ipywidgets as widgets
+except ImportError as exc:  # the rest of the package needs only the standard library
+    raise ImportError(
+        "chat.widget needs ipywidgets: pip install ipywidgets (python3 course.py lab installs it)"
+    ) from exc
 
 from chat.client import DEFAULT_HOST, DEFAULT_PORT, ChatClient, ChatError
 from chat.commands import HELP_TEXT, message_text, parse_command
@@ -110,7 +118,7 @@ _STYLES = {
     "own": "background:rgba(33,150,243,0.14);margin-left:15%;text-align:right",
     "info": "color:var(--jp-ui-font-color2,#666);font-style:italic",
     "error": "color:var(--jp-error-color1,#d32f2f)",
-    "command": "font-family:var(--jp-code-font-family,monospace)",
+    "command": "font-family:var(--jp-code-font-family,monospace);font-size:0.92em",
 }
 _STATUS = {CONNECTING: "🟡", CONNECTED: "🟢", DISCONNECTED: "🔴"}
 _BORDER = "1px solid var(--jp-border-color2,#ccc)"
@@ -183,7 +191,7 @@ class ChatWidget(widgets.VBox):
         )
         self.users_view = widgets.HTML(
             layout=widgets.Layout(
-                width="130px", height=_LOG_HEIGHT, overflow="auto", border=_BORDER, padding="2px"
+                width="120px", height=_LOG_HEIGHT, overflow="auto", border=_BORDER, padding="2px"
             )
         )
         self.input = widgets.Text(
@@ -449,7 +457,7 @@ class ChatWidget(widgets.VBox):
                 )
                 self.users_view.value = (
                     f'<div style="padding:0 4px;line-height:1.5">'
-                    f"<b>👥 Online ({len(users)})</b>{items}</div>"
+                    f'<b style="white-space:nowrap">👥 {len(users)} online</b>{items}</div>'
                 )
             if status is not None or self.header.value == "":
                 self.header.value = (
@@ -466,6 +474,9 @@ class ChatDemo(widgets.HBox):
         own_server = server is None
         host, port = self.server.address
         self.alice = ChatWidget(host, port, names[0])
+        # Bob joins once Alice is in (a moment on this machine), so the story is
+        # always the same: Alice sees Bob arrive.
+        self.alice.wait_connected(self.alice.timeout)
         self.bob = ChatWidget(host, port, names[1])
         super().__init__(
             children=[self.alice, self.bob], layout=widgets.Layout(flex_flow="row wrap")
@@ -475,6 +486,10 @@ class ChatDemo(widgets.HBox):
         self._finalizer = weakref.finalize(
             self, _leave, [self.alice, self.bob], self.server, own_server
         )
+
+    def __repr__(self) -> str:
+        host, port = self.server.address
+        return f"<ChatDemo: {self.alice.username} and {self.bob.username} on {host}:{port}>"
 
     def leave(self) -> None:
         """Disconnect both (their widgets stay, showing why) and stop our own server."""

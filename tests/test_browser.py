@@ -265,7 +265,7 @@ def test_message_typed_in_alices_box_shows_in_bobs_log(browser_page: Any, lab: L
     expect(alice.locator(".chat-header")).to_contain_text("alice")
     expect(alice.locator(".chat-header")).to_contain_text("connected to 127.0.0.1")
     expect(bob.locator(".chat-header")).to_contain_text("connected to 127.0.0.1")
-    expect(bob.locator(".chat-users")).to_contain_text("Online (2)")
+    expect(bob.locator(".chat-users")).to_contain_text("2 online")
 
     box = alice.locator(".chat-input input")
     box.click()

@@ -113,11 +113,11 @@ def test_user_list_follows_joins_and_leaves(make_widget):
     assert alice.users == ["alice"]
     bob = make_widget("bob")
     wait_for(lambda: sorted(alice.users) == ["alice", "bob"])
-    assert "Online (2)" in alice.users_view.value
+    assert "2 online" in alice.users_view.value
     assert "bob" in alice.users_view.value
     bob.close()
     wait_for(lambda: alice.users == ["alice"])
-    assert "Online (1)" in alice.users_view.value
+    assert "1 online" in alice.users_view.value
 
 
 def test_user_list_marks_you(make_widget):

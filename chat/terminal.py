@@ -52,6 +52,17 @@ class Screen:
         self.prompt = ""
         self._write = write
         self._lock = threading.Lock()
+        self._reading = False  # True while input() shows the prompt and waits for a line
+
+    def read_line(self) -> str:
+        """``input()`` with the prompt; meanwhile :meth:`show` knows to redraw it."""
+        with self._lock:
+            self._reading = True
+        try:
+            return input(self.prompt)
+        finally:
+            with self._lock:
+                self._reading = False
 
     def show(self, text: str | None) -> None:
         if text is None:
@@ -60,9 +71,11 @@ class Screen:
             if not self.interactive:
                 self._write(text + "\n")
             else:
-                typed = readline.get_line_buffer() if readline else ""
                 # \r: back to column 0;  ESC[K: erase to the end of the line.
-                self._write(f"\r\x1b[K{text}\n{self.prompt}{typed}")
+                self._write(f"\r\x1b[K{text}\n")
+                if self._reading:  # input() is waiting: draw its prompt and the typing again
+                    typed = readline.get_line_buffer() if readline else ""
+                    self._write(f"{self.prompt}{typed}")
             sys.stdout.flush()
 
     def forget_typed_line(self) -> None:
@@ -166,7 +179,7 @@ def chat_loop(client: ChatClient, screen: Screen, interactive: bool) -> None:
         screen.show("Type a message and press Enter. /help lists the commands.")
     while client.connected:
         try:
-            line = input(screen.prompt)
+            line = screen.read_line()
         except EOFError:
             if not interactive:
                 finish_script(client)

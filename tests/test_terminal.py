@@ -1,0 +1,336 @@
+"""The terminal client, ``python -m chat.client``, driven as a person would drive it.
+
+Two ways in: through a pipe (stdin is not a terminal: each line is sent, the
+output is plain lines) and through a pseudo-terminal from the ``pty`` module,
+where readline runs and the prompt must survive messages arriving while you
+type.  Every read from the child waits in ``select`` with a deadline
+(tests/helpers.py ``read_until``), so a client that stops printing fails the
+test instead of hanging it.  What the terminal shares with the widget --
+:mod:`chat.display` and :mod:`chat.commands` -- is tested here too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+from chat.commands import parse_command
+from chat.display import format_event, safe_text
+from chat.terminal import Screen
+from tests.helpers import TIMEOUT, RawPeer, free_port, read_until
+
+# The client is under test here, not the server engines: one engine is enough.
+pytestmark = pytest.mark.engines("threads")
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: A chat line as the terminal prints it.
+CHAT_LINE = r"\[\d\d:\d\d:\d\d\] {name}: {text}"
+
+ENV = {
+    **os.environ,
+    "PYTHONIOENCODING": "utf-8",
+    "TERM": "xterm",
+    "INPUTRC": os.devnull,  # nobody's readline settings change what we see
+}
+
+
+def client_command(port: int, username: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "chat.client",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--username",
+        username,
+    ]
+
+
+def run_piped(port: int, username: str, lines: str) -> subprocess.CompletedProcess:
+    """Run the client with ``lines`` on its standard input; wait for it to end."""
+    return subprocess.run(
+        client_command(port, username),
+        input=lines,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=20,
+        cwd=ROOT,
+        env=ENV,
+    )
+
+
+def watcher(server) -> RawPeer:
+    peer = RawPeer(server.address)
+    assert peer.join("alice")["type"] == "welcome"
+    return peer
+
+
+# --------------------------------------------------------------------------
+# Through a pipe
+
+
+def test_piped_lines_are_sent_and_the_client_leaves_cleanly_at_the_end(server):
+    with watcher(server) as alice:
+        result = run_piped(server.address[1], "bob", "hello\nhéllo 👋\n")
+        assert result.returncode == 0, result.stderr
+        assert alice.recv_until("chat")["message"] == "hello"
+        assert alice.recv_until("chat")["message"] == "héllo 👋"
+        assert alice.recv_until("user_left")["username"] == "bob"
+    lines = result.stdout.splitlines()
+    assert "✅ Welcome to the chat, bob!" in lines
+    assert any(re.fullmatch(CHAT_LINE.format(name="bob", text="hello"), line) for line in lines)
+    assert any(re.fullmatch(CHAT_LINE.format(name="bob", text="héllo 👋"), line) for line in lines)
+    assert "\x1b" not in result.stdout  # no prompt, no cursor movement when piped
+
+
+def test_piped_ping_prints_pong(server):
+    result = run_piped(server.address[1], "bob", "/ping\n")
+    assert result.returncode == 0
+    assert re.search(r"Pong! Round trip \d+\.\d ms", result.stdout)
+
+
+def test_piped_users_lists_who_is_online(server):
+    with watcher(server):
+        result = run_piped(server.address[1], "bob", "/users\n")
+    assert "👥 Online: alice, bob" in result.stdout.splitlines()
+
+
+def test_piped_help_lists_every_command(server):
+    result = run_piped(server.address[1], "bob", "/help\n")
+    for command in ("/quit", "/exit", "/q", "/ping", "/users", "/help"):
+        assert command in result.stdout
+
+
+def test_unknown_command_is_explained_and_not_sent(server):
+    with watcher(server) as alice:
+        result = run_piped(server.address[1], "bob", "/shrug\n//shrug\n")
+        assert alice.recv_until("chat")["message"] == "/shrug"  # the doubled slash is sent
+    assert "Unknown command /shrug" in result.stdout
+
+
+def test_quit_stops_reading_the_rest_of_the_input(server):
+    with watcher(server) as alice:
+        result = run_piped(server.address[1], "bob", "/quit\nnever sent\n")
+        assert result.returncode == 0
+        assert alice.recv_until("user_left")["username"] == "bob"  # no chat came first
+
+
+def test_refused_connection_is_one_clear_line_and_exit_code_1():
+    port = free_port()  # nothing listens there
+    result = run_piped(port, "bob", "hello\n")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"❌ Could not connect to 127.0.0.1:{port}: connection refused. Is the server running?"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_taken_name_is_one_clear_line_and_exit_code_1(server):
+    with watcher(server):
+        result = run_piped(server.address[1], "alice", "hello\n")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "❌ Username already taken"
+
+
+def test_invalid_name_is_refused_before_connecting():
+    result = run_piped(free_port(), "not valid!", "hello\n")  # nothing listens there
+    assert result.returncode == 1
+    assert "letters, digits" in result.stderr
+    assert "refused" not in result.stderr
+
+
+# --------------------------------------------------------------------------
+# Through a pseudo-terminal
+
+
+class Terminal:
+    """The client running in a pseudo-terminal: type into it, read what it draws."""
+
+    def __init__(self, port: int, username: str) -> None:
+        self.fd, child = pty.openpty()
+        # A real size, as a terminal window has: readline wraps lines by it.
+        fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        self.process = subprocess.Popen(
+            client_command(port, username),
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            cwd=ROOT,
+            env=ENV,
+            start_new_session=True,  # the pty becomes its controlling terminal
+        )
+        os.close(child)
+        self.output = b""
+
+    def type(self, keys: bytes) -> None:
+        os.write(self.fd, keys)
+
+    def expect(self, marker: bytes) -> bytes:
+        """Read until ``marker`` appears; return the output from where the last expect ended."""
+        start = len(self.output)
+        self.output = read_until(self.fd, marker, seen=self.output)
+        return self.output[start:]
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=TIMEOUT)
+        os.close(self.fd)
+
+
+@pytest.fixture
+def terminal(server):
+    started: list[Terminal] = []
+
+    def start(username: str) -> Terminal:
+        term = Terminal(server.address[1], username)
+        started.append(term)
+        term.expect(f"{username}> ".encode())
+        return term
+
+    yield start
+    for term in started:
+        term.close()
+
+
+def test_incoming_message_redraws_the_prompt_and_the_partial_input(server, terminal):
+    alice = terminal("alice")
+    alice.type(b"hel")
+    alice.expect(b"alice> hel")
+    with RawPeer(server.address) as bob:
+        bob.join("bob")
+        bob.send({"type": "chat", "message": "hi alice"})
+        drawn = alice.expect(b"bob: hi alice\r\nalice> hel")
+        # Erase the line, print the message, then the prompt and the typing again.
+        assert re.search(rb"\r\x1b\[K\[\d\d:\d\d:\d\d\] bob: hi alice\r\nalice> hel$", drawn)
+        assert bob.recv_until("chat")["username"] == "bob"  # bob's own message, echoed
+        alice.type(b"lo\r")  # finish the line: the whole of it is sent
+        message = bob.recv_until("chat")
+        assert (message["username"], message["message"]) == ("alice", "hello")
+
+
+def test_command_output_is_followed_by_exactly_one_prompt(terminal):
+    alice = terminal("alice")
+    alice.type(b"/users\r")
+    alice.expect(b"Online: alice\r\n")
+    alice.type(b"x")
+    drawn = alice.expect(b"alice> x")
+    assert drawn.count(b"alice> ") == 1
+
+
+def test_quit_leaves_the_interactive_client_with_exit_code_0(server, terminal):
+    alice = terminal("alice")
+    alice.type(b"/quit\r")
+    assert alice.process.wait(timeout=TIMEOUT) == 0
+
+
+def test_interactive_client_says_why_and_exits_when_the_server_stops(server, terminal):
+    alice = terminal("alice")
+    server.stop()
+    alice.expect(b"The server is shutting down")
+    assert alice.process.wait(timeout=TIMEOUT) == 0
+
+
+# --------------------------------------------------------------------------
+# What the terminal and the widget share
+
+
+def test_safe_text_neutralises_escape_sequences():
+    assert safe_text("\x1b[2Jboo") == "␛[2Jboo"
+
+
+def test_safe_text_neutralises_carriage_returns_and_newlines():
+    assert "\r" not in safe_text("bob: hi\rmallory: gotcha")
+    assert "\n" not in safe_text("one\ntwo")
+
+
+def test_safe_text_neutralises_bidi_overrides():
+    text = safe_text("invoice\u202egpj.exe \u2066x\u2069")
+    assert not any(ch in text for ch in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def test_safe_text_neutralises_del_and_c1_controls():
+    assert not re.search(r"[\x7f-\x9f]", safe_text("a\x7fb\x9bc\x85d"))
+
+
+def test_safe_text_keeps_ordinary_unicode():
+    assert safe_text("héllo 👋 日本 مرحبا") == "héllo 👋 日本 مرحبا"
+
+
+def test_chat_event_is_one_line_with_time_name_and_text():
+    line = format_event({"type": "chat", "username": "bob", "message": "hi", "timestamp": 0.0})
+    assert re.fullmatch(CHAT_LINE.format(name="bob", text="hi"), line)
+
+
+def test_chat_event_from_a_hostile_server_cannot_fake_a_line():
+    event = {"type": "chat", "username": "bob\x1b[2K", "message": "hi\nalice: I owe bob $100"}
+    assert "\n" not in format_event(event)
+    assert "\x1b" not in format_event(event)
+
+
+def test_join_and_leave_events_have_their_indicators():
+    joined = {"type": "user_joined", "username": "bob", "message": "bob joined the chat"}
+    left = {"type": "user_left", "username": "bob", "message": "bob left the chat"}
+    assert format_event(joined) == "🟢 bob joined the chat"
+    assert format_event(left) == "🔴 bob left the chat"
+
+
+def test_welcome_event_says_who_is_online():
+    text = format_event({"type": "welcome", "message": "Welcome!", "users": ["alice", "bob"]})
+    assert text == "✅ Welcome!\n👥 Online: alice, bob"
+
+
+def test_pong_and_unknown_events_are_not_shown():
+    assert format_event({"type": "pong"}) is None
+    assert format_event({"type": "typing", "username": "bob"}) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("/quit", "quit"),
+        ("/exit", "quit"),
+        ("/q", "quit"),
+        ("  /QUIT  ", "quit"),
+        ("/ping", "ping"),
+        ("/users", "users"),
+        ("/help", "help"),
+        ("/dance", "unknown"),
+    ],
+)
+def test_commands_are_recognised(line, name):
+    assert parse_command(line).name == name
+
+
+@pytest.mark.parametrize("line", ["hello", "//shrug", "", "a /quit"])
+def test_other_lines_are_chat_messages(line):
+    assert parse_command(line) is None
+
+
+def test_screen_prints_plain_lines_when_not_interactive():
+    written: list[str] = []
+    screen = Screen(interactive=False, write=written.append)
+    screen.show("one")
+    screen.show(None)
+    assert written == ["one\n"]
+
+
+def test_screen_does_not_draw_a_prompt_when_nobody_is_typing():
+    written: list[str] = []
+    screen = Screen(interactive=True, write=written.append)
+    screen.prompt = "alice> "
+    screen.show("bob joined")
+    assert "".join(written) == "\r\x1b[Kbob joined\n"

@@ -145,7 +145,9 @@ class ChatWidget(widgets.VBox):
     """A chat client in a notebook cell: ``ChatWidget(host, port, username)``.
 
     It connects in the background (``connect=False`` to wait until you call
-    :meth:`connect`) and shows how that went in its status line.  It never
+    :meth:`connect`) and shows how that went in its status line.  Other
+    keyword arguments go to :class:`~chat.client.ChatClient`, for instance
+    ``tls=True, cafile="ca.pem"`` or ``ssl_context=...`` for a TLS server.  It never
     raises because of the network: refused connections, taken names and lost
     servers are shown in the widget, and :attr:`status` and :attr:`reason`
     say the same for programs and tests.
@@ -161,12 +163,14 @@ class ChatWidget(widgets.VBox):
         timeout: float = 5.0,
         max_lines: int = MAX_LINES,
         keepalive: float | None = KEEPALIVE_INTERVAL,
+        **client_options: Any,
     ) -> None:
         self.host = host
         self.port = port
         self.username = username
         self.timeout = timeout
         self.keepalive = keepalive
+        self.client_options = client_options
         self.client: ChatClient | None = None
         #: ``connecting``, ``connected`` or ``disconnected``; :attr:`reason` says why.
         self.status = DISCONNECTED
@@ -370,6 +374,7 @@ class ChatWidget(widgets.VBox):
             on_event=lambda event: self._on_event(client, event),
             timeout=self.timeout,
             keepalive=self.keepalive,
+            **self.client_options,
         )
         previous, self.client = self.client, client
         if previous is not None:

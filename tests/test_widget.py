@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 
@@ -394,3 +395,23 @@ def test_raw_peers_see_the_widgets_messages(make_widget, chat_server):
         alice.submit("on the wire")
         frame = peer.recv_until("chat")
     assert frame["username"] == "alice" and frame["message"] == "on the wire"
+
+
+def test_widget_chats_over_tls():
+    """Keyword arguments the widget does not know go to ChatClient: here its TLS context."""
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    with ChatServer("127.0.0.1", 0, ssl_context=server_context) as server:
+        alice = ChatWidget(*server.address, "alice", ssl_context=client_context)
+        bob = ChatWidget(*server.address, "bob", ssl_context=client_context)
+        try:
+            assert alice.wait_connected() and bob.wait_connected(), alice.reason
+            alice.submit("secret")
+            wait_for(shows(bob, "alice: secret"))
+        finally:
+            alice.close()
+            bob.close()

@@ -220,6 +220,7 @@ def describe_failure(result: Result) -> list[str]:
             lines.append(f"    {path}:{line}{label}")
             lines += source(e)
     errors = [line[1:].strip() for line in entries[-1].lines if line.startswith("E ")]
+    errors = [line for line in errors if not line.startswith("Use -v")]  # not a pytest option here
     if not errors and getattr(longrepr, "reprcrash", None) is not None:
         errors = [longrepr.reprcrash.message]
     if len(errors) > MAX_ERROR_LINES:

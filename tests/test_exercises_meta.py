@@ -230,6 +230,20 @@ def test_checker_runs_one_exercise_and_lists_its_tests(tmp_path):
     assert "ex02_frame_decoder: done." in result.stdout
 
 
+def test_checker_shows_a_wrong_answer_as_the_assertion_and_the_line_that_failed(tmp_path):
+    project = make_project(tmp_path, solved=("ex07_token_bucket",))
+    answer = project / "exercises" / "ex07_token_bucket.py"
+    text = answer.read_text(encoding="utf-8")
+    answer.write_text(text.replace("if self.tokens < 1.0:", "if self.tokens < 0.0:"), "utf-8")
+    result = checker(project, "07")
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "FAIL  full bucket allows a burst then refuses" in out
+    assert "assert allowed(bucket, [0.0] * 4) == [True, True, True, False]" in out
+    assert "AssertionError" in out or "assert [True, True, True, True]" in out
+    assert "Traceback" not in out and len(out.splitlines()) < 40
+
+
 @pytest.mark.slow
 def test_hint_without_a_number_is_for_the_first_exercise_not_done(tmp_path):
     result = checker(make_project(tmp_path, solved=(EXERCISES[0],)), "--hint")

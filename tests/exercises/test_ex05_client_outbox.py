@@ -127,6 +127,17 @@ def test_sent_bytes_no_longer_count_against_the_limit(ex, server_end, peer):
     outbox.close()
 
 
+def test_put_does_not_wait_while_the_writer_is_sending(ex, server_end, peer):
+    outbox = ex.Outbox(server_end, max_bytes=10_000_000)
+    writer = Background(outbox.run_writer)
+    outbox.put(b"x" * 4_000_000)  # far more than the socket buffers hold; peer reads nothing
+    wait_until(lambda: server_end.sent, writer)  # the writer is now stuck in sendall
+    put = Background(outbox.put, b"hello\n")
+    assert put.finished_within(2), "put() waited for the writer's sendall: send outside the lock"
+    assert put.result() is True
+    peer.close()  # sendall fails now, and the writer ends
+
+
 def test_put_after_close_is_refused(ex, server_end):
     outbox = ex.Outbox(server_end, max_bytes=100)
     outbox.close()

@@ -145,12 +145,14 @@ class ChatWidget(widgets.VBox):
     """A chat client in a notebook cell: ``ChatWidget(host, port, username)``.
 
     It connects in the background (``connect=False`` to wait until you call
-    :meth:`connect`) and shows how that went in its status line.  Other
-    keyword arguments go to :class:`~chat.client.ChatClient`, for instance
-    ``tls=True, cafile="ca.pem"`` or ``ssl_context=...`` for a TLS server.  It never
+    :meth:`connect`) and shows how that went in its status line.  It never
     raises because of the network: refused connections, taken names and lost
     servers are shown in the widget, and :attr:`status` and :attr:`reason`
     say the same for programs and tests.
+
+    Other keyword arguments go to :class:`~chat.client.ChatClient`, for
+    instance ``tls=True, cafile="ca.pem"`` (or ``ssl_context=...``) for a
+    server that speaks TLS.
     """
 
     def __init__(
@@ -313,19 +315,15 @@ class ChatWidget(widgets.VBox):
 
     def _on_input(self, change: dict[str, Any]) -> None:
         line = change["new"]
-        if line:
-            self._clear_input()
+        if line:  # emptying the box below fires this again, with "": ignored
+            self._update(clear_input=True)
             self.submit(line)
 
     def _on_send_click(self, _button: widgets.Button) -> None:
         line = self.input.value
         if line:
-            self._clear_input()
+            self._update(clear_input=True)
             self.submit(line)
-
-    def _clear_input(self) -> None:
-        with self._ui_lock:
-            self.input.value = ""  # fires _on_input again, with "": ignored
 
     # -- the sender thread
 
@@ -438,11 +436,14 @@ class ChatWidget(widgets.VBox):
         status: str | None = None,
         reason: str | None = None,
         users: list[str] | None = None,
+        clear_input: bool = False,
     ) -> None:
         """Change the state and redraw what changed, under the one UI lock."""
         with self._ui_lock:
             if self._closed and self.comm is None:
                 return
+            if clear_input:
+                self.input.value = ""
             if line is not None:
                 self._lines.append(line)
                 self.log_view.value = "".join(line.html for line in self._lines)

@@ -157,6 +157,8 @@ class ChatClient:
         except ProtocolError as exc:
             raise JoinError(str(exc)) from None
         where = f"{self.host}:{self.port}"
+        # A fresh decoder: bytes left from an earlier, failed try are not part of this stream.
+        self._decoder = FrameDecoder(protocol.MAX_SERVER_FRAME_BYTES)
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except ConnectionRefusedError:

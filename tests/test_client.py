@@ -54,7 +54,10 @@ class FakeServer:
         self._buffer = b""
 
     def accept(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
         self.conn, _ = self.listener.accept()
+        self._buffer = b""
         self.conn.settimeout(TIMEOUT)
 
     def recv_frame(self) -> dict:
@@ -180,6 +183,24 @@ def test_server_that_never_answers_the_join_raises_join_error(fake_server):
     client = ChatClient(*fake_server.address, timeout=0.3)
     with pytest.raises(JoinError, match="did not answer"):
         client.connect("alice")
+
+
+def test_a_failed_join_leaves_nothing_behind_for_the_next_try(fake_server):
+    client = ChatClient(*fake_server.address, timeout=0.3)
+    thread, outcome = connect_in_background(client, "alice")
+    fake_server.accept()
+    fake_server.recv_frame()
+    fake_server.send(b'{"type":"wel')  # half a frame, then silence
+    thread.join(TIMEOUT)
+    assert isinstance(outcome.get(timeout=TIMEOUT), JoinError)
+    client.timeout = TIMEOUT
+    thread, outcome = connect_in_background(client, "alice")
+    fake_server.welcome("alice")
+    thread.join(TIMEOUT)
+    try:
+        assert outcome.get(timeout=TIMEOUT)["type"] == "welcome"
+    finally:
+        client.close()
 
 
 def test_server_closing_during_the_join_raises_join_error(fake_server):

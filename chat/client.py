@@ -181,7 +181,7 @@ class ChatClient:
             sock.close()
             raise
         self.username = username
-        self.users = [str(u) for u in welcome.get("users", [])]
+        self.users = _user_list(welcome)
         self._deliver(welcome)  # first event, before anything the receive thread sees
         sock.settimeout(self.keepalive or None)
         self._receiver = threading.Thread(
@@ -325,7 +325,7 @@ class ChatClient:
                 pending.answered.set()
                 continue
             if kind == "welcome":
-                self.users = [str(u) for u in message.get("users", [])]
+                self.users = _user_list(message)
             elif kind == "user_joined" and message.get("username") not in self.users:
                 self.users.append(str(message.get("username")))
             elif kind == "user_left" and message.get("username") in self.users:
@@ -368,6 +368,12 @@ class ChatClient:
     def __repr__(self) -> str:
         state = f"connected as {self.username}" if self.connected else "not connected"
         return f"<ChatClient {self.host}:{self.port} {state}>"
+
+
+def _user_list(welcome: Event) -> list[str]:
+    """The names in a welcome's ``users``; none if a faulty server sent no list."""
+    users = welcome.get("users")
+    return [str(user) for user in users] if isinstance(users, list) else []
 
 
 if __name__ == "__main__":  # python -m chat.client runs the terminal program

@@ -318,6 +318,21 @@ def test_unknown_message_types_from_the_server_are_passed_on(fake_server):
         assert client.connected
 
 
+@pytest.mark.parametrize("users", [None, "alice", 42, {"alice": 1}])
+def test_welcome_without_a_user_list_gives_an_empty_list(fake_server, users):
+    client = ChatClient(*fake_server.address)
+    thread, outcome = connect_in_background(client, "alice")
+    fake_server.accept()
+    fake_server.recv_frame()
+    fake_server.send({"type": "welcome", "message": "hi", "users": users})
+    thread.join(TIMEOUT)
+    try:
+        assert outcome.get(timeout=TIMEOUT)["type"] == "welcome"
+        assert client.users == []
+    finally:
+        client.close()
+
+
 def test_bad_frame_from_the_server_ends_with_a_disconnected_event(fake_server):
     with ChatClient(*fake_server.address) as client:
         thread, _ = connect_in_background(client, "alice")

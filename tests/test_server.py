@@ -123,6 +123,18 @@ def test_several_frames_in_one_send_are_all_handled_in_order(server):
         assert [alice.recv_frame()["message"] for _ in range(5)] == [f"m{i}" for i in range(5)]
 
 
+def test_client_that_sends_then_half_closes_still_gets_every_answer(server):
+    # What `printf '...' | nc host port` does: send everything, then FIN.
+    with joined(server, "watcher") as watcher, RawPeer(server.address) as peer:
+        peer.send(b'{"type":"join","username":"nc"}\n{"type":"chat","message":"hi"}\n')
+        peer.sock.shutdown(socket.SHUT_WR)
+        assert peer.recv_frame()["type"] == "welcome"
+        assert peer.recv_frame()["message"] == "hi"
+        assert peer.closed_by_server()
+        assert watcher.recv_until("chat")["message"] == "hi"
+        assert watcher.recv_until("user_left")["username"] == "nc"
+
+
 def test_everyone_receives_concurrent_messages_in_the_same_order(server):
     peers = [joined(server, name) for name in ("alice", "bob", "carol")]
     try:

@@ -53,16 +53,36 @@ class Screen:
         self._write = write
         self._lock = threading.Lock()
         self._reading = False  # True while input() shows the prompt and waits for a line
+        self._stopped = False  # the connection is gone: no more lines are wanted
 
     def read_line(self) -> str:
-        """``input()`` with the prompt; meanwhile :meth:`show` knows to redraw it."""
+        """``input()`` with the prompt; meanwhile :meth:`show` knows to redraw it.
+
+        Raises KeyboardInterrupt once :meth:`stop_reading` was called.
+        """
         with self._lock:
+            if self._stopped:
+                raise KeyboardInterrupt
             self._reading = True
         try:
             return input(self.prompt)
         finally:
             with self._lock:
                 self._reading = False
+
+    def stop_reading(self) -> None:
+        """End :meth:`read_line` from another thread, now or as soon as it is called.
+
+        A thread blocked in ``input()`` cannot be woken by other threads; only a
+        signal interrupts it.  So if (and only if) it is waiting right now, we
+        send our own process a real SIGINT, as Ctrl+C would.  Checking under
+        the lock makes sure the KeyboardInterrupt lands inside read_line, never
+        in the middle of whatever else the main thread is doing.
+        """
+        with self._lock:
+            self._stopped = True
+            if self._reading and os.name == "posix":
+                os.kill(os.getpid(), signal.SIGINT)
 
     def show(self, text: str | None) -> None:
         if text is None:
@@ -166,10 +186,8 @@ def on_event(event: dict, screen: Screen, interactive: bool) -> None:
     """Runs on the receive thread for every message from the server."""
     screen.show(format_event(event))
     lost = event["type"] == "disconnected" and event.get("reason") != "You left the chat"
-    if lost and interactive and os.name == "posix":
-        # The main thread is blocked in input(); a real SIGINT interrupts it,
-        # so the program ends instead of waiting for one more line.
-        os.kill(os.getpid(), signal.SIGINT)
+    if lost and interactive:
+        screen.stop_reading()  # end now, instead of waiting for one more line
 
 
 def chat_loop(client: ChatClient, screen: Screen, interactive: bool) -> None:

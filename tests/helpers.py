@@ -96,6 +96,51 @@ class RawPeer:
         self.close()
 
 
+class FakeServer:
+    """A listening socket on 127.0.0.1 that the test answers by hand."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(TIMEOUT)
+        self.address = self.listener.getsockname()[:2]
+        self.conn: socket.socket | None = None
+        self._buffer = b""
+
+    def accept(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn, _ = self.listener.accept()
+        self._buffer = b""
+        self.conn.settimeout(TIMEOUT)
+
+    def recv_frame(self) -> dict:
+        assert self.conn is not None
+        while b"\n" not in self._buffer:
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                raise EOFError("client closed the connection")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def send(self, data: bytes | dict) -> None:
+        assert self.conn is not None
+        if isinstance(data, dict):
+            data = json.dumps(data).encode() + b"\n"
+        self.conn.sendall(data)
+
+    def welcome(self, name: str) -> None:
+        """Accept the next client and welcome it, like a real server would."""
+        self.accept()
+        assert self.recv_frame() == {"type": "join", "username": name}
+        self.send({"type": "welcome", "message": f"Welcome, {name}", "users": [name]})
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = TIMEOUT, interval: float = 0.01) -> Any:
     """Poll ``predicate`` until it returns something true; fail after ``timeout`` s."""
     deadline = time.monotonic() + timeout

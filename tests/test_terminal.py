@@ -26,7 +26,7 @@ import pytest
 from chat.commands import parse_command
 from chat.display import format_event, safe_text
 from chat.terminal import Screen
-from tests.helpers import TIMEOUT, RawPeer, free_port, read_until
+from tests.helpers import TIMEOUT, FakeServer, RawPeer, free_port, read_until
 
 # The client is under test here, not the server engines: one engine is enough.
 pytestmark = pytest.mark.engines("threads")
@@ -242,6 +242,23 @@ def test_interactive_client_says_why_and_exits_when_the_server_stops(server, ter
     server.stop()
     alice.expect(b"The server is shutting down")
     assert alice.process.wait(timeout=TIMEOUT) == 0
+
+
+def test_connection_lost_during_a_command_ends_the_client_without_a_traceback():
+    fake = FakeServer()
+    term = Terminal(fake.address[1], "alice")
+    try:
+        fake.welcome("alice")
+        term.expect(b"alice> ")
+        term.type(b"/ping\r")
+        assert fake.recv_frame() == {"type": "ping"}
+        fake.conn.close()  # gone while the client waits for the pong
+        assert term.process.wait(timeout=TIMEOUT) == 0
+        term.expect(b"Server closed the connection")
+        assert b"Traceback" not in term.output
+    finally:
+        term.close()
+        fake.close()
 
 
 # --------------------------------------------------------------------------

@@ -241,12 +241,26 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_message_typed_in_alices_box_shows_in_bobs_log(browser_page: Any, lab: Lab) -> None:
-    from playwright.sync_api import expect
-
     page = browser_page
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
     (lab.root / "demo.ipynb").write_text(json.dumps(DEMO_NOTEBOOK))
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        chat_in_the_demo(page, lab)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "browser-failure.png"), full_page=True)
+        print(f"JupyterLab's log: {lab.log_path}; screenshot: {ARTIFACTS}/browser-failure.png")
+        raise
+    assert dialogs == [], "a peer's markup ran script"
+    assert page_errors == []
+
+
+def chat_in_the_demo(page: Any, lab: Lab) -> None:
+    """Open and run the demo notebook, then chat in it as a person would."""
+    from playwright.sync_api import expect
 
     page.goto(f"{lab.url}/lab/tree/demo.ipynb?token={lab.token}")
     page.wait_for_selector(".jp-Notebook .jp-Cell")
@@ -285,9 +299,7 @@ def test_message_typed_in_alices_box_shows_in_bobs_log(browser_page: Any, lab: L
     box.press("Enter")
     expect(bob.locator(".chat-log")).to_contain_text(f"alice: {EVIL}")
     assert bob.locator(".chat-log img").count() == 0
-    assert dialogs == []
 
-    ARTIFACTS.mkdir(exist_ok=True)
     page.locator(".jp-Notebook").screenshot(path=str(ARTIFACTS / "browser-demo.png"))
 
     # The log follows new lines while you are at the bottom...

@@ -159,12 +159,15 @@ def test_invalid_name_is_refused_before_connecting():
 class Terminal:
     """The client running in a pseudo-terminal: type into it, read what it draws."""
 
-    def __init__(self, port: int, username: str) -> None:
+    def __init__(self, port: int | None, username: str | None) -> None:
         self.fd, child = pty.openpty()
         # A real size, as a terminal window has: readline wraps lines by it.
         fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        command = [sys.executable, "-m", "chat.client"]  # it asks for what is missing
+        if port is not None and username is not None:
+            command = client_command(port, username)
         self.process = subprocess.Popen(
-            client_command(port, username),
+            command,
             stdin=child,
             stdout=child,
             stderr=child,
@@ -173,16 +176,19 @@ class Terminal:
             start_new_session=True,  # the pty becomes its controlling terminal
         )
         os.close(child)
-        self.output = b""
+        self.output = b""  # everything read so far
+        self._matched = 0  # where the last expected marker ended
 
     def type(self, keys: bytes) -> None:
         os.write(self.fd, keys)
 
     def expect(self, marker: bytes) -> bytes:
-        """Read until ``marker`` appears; return the output from where the last expect ended."""
-        start = len(self.output)
-        self.output = read_until(self.fd, marker, seen=self.output)
-        return self.output[start:]
+        """Read until ``marker`` appears after the last match; return the output up to it."""
+        unmatched = read_until(self.fd, marker, seen=self.output[self._matched :])
+        self.output = self.output[: self._matched] + unmatched
+        end = unmatched.index(marker) + len(marker)
+        self._matched += end
+        return unmatched[:end]
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -209,7 +215,7 @@ def terminal(server):
 def test_incoming_message_redraws_the_prompt_and_the_partial_input(server, terminal):
     alice = terminal("alice")
     alice.type(b"hel")
-    alice.expect(b"alice> hel")
+    alice.expect(b"hel")  # readline has it: it echoed it after the prompt
     with RawPeer(server.address) as bob:
         bob.join("bob")
         bob.send({"type": "chat", "message": "hi alice"})
@@ -242,6 +248,28 @@ def test_interactive_client_says_why_and_exits_when_the_server_stops(server, ter
     server.stop()
     alice.expect(b"The server is shutting down")
     assert alice.process.wait(timeout=TIMEOUT) == 0
+
+
+def test_interactive_client_asks_for_what_is_missing_and_retries_refused_names(server):
+    term = Terminal(None, None)
+    try:
+        with watcher(server):  # "alice" is taken
+            term.expect(b"Server host [localhost]: ")
+            term.type(b"127.0.0.1\r")
+            term.expect(b"Port [12345]: ")
+            term.type(f"{server.address[1]}\r".encode())
+            term.expect(b"Username: ")
+            term.type(b"not valid!\r")
+            assert b"letters, digits" in term.expect(b"Username: ")  # checked before connecting
+            term.type(b"alice\r")
+            assert b"Username already taken" in term.expect(b"Username: ")
+            term.type(b"bob\r")
+            term.expect(b"bob> ")
+            assert server.usernames() == ["alice", "bob"]
+            term.type(b"/quit\r")
+            assert term.process.wait(timeout=TIMEOUT) == 0
+    finally:
+        term.close()
 
 
 def test_connection_lost_during_a_command_ends_the_client_without_a_traceback():

@@ -64,10 +64,6 @@ def clean(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("ExecuteTime", None)
         cell.metadata.pop("collapsed", None)
         cell.metadata.pop("scrolled", None)
-        if cell.cell_type == "code":
-            for output in cell.outputs:
-                if "metadata" in output and not output["metadata"]:
-                    output["metadata"] = {}
 
 
 def run(path: Path) -> float:

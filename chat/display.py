@@ -35,8 +35,9 @@ UNKNOWN = "❓"
 
 # C0 controls (which include ESC, CR and LF), DEL and the C1 controls; and the
 # line and paragraph separators, and the bidirectional overrides that can make
-# text display in a misleading order.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# text display in a misleading order; and lone surrogates, which no terminal
+# can print (writing one raises UnicodeEncodeError).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _visible(match: re.Match[str]) -> str:

@@ -85,7 +85,9 @@ USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USERNAME_CHARS}}}")
 # cursor, clear your terminal or start a fake new line, so the server removes
 # them from chat text (tab and line breaks become a space, including Unicode's
 # LINE and PARAGRAPH SEPARATOR, which some displays break lines at).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Lone surrogates go too: JSON's "\ud800" escape makes one, but no UTF-8 can
+# carry it, so relaying it would make encode() fail for every receiver.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _WHITESPACE_CONTROL = re.compile(r"[\t\n\r\v\f\u2028\u2029]")
 
 
@@ -229,10 +231,11 @@ def validate_username(username: Any) -> str:
 def clean_message(message: Any) -> str:
     """Return chat text made safe to relay, or raise ProtocolError.
 
-    Control characters (escape sequences, carriage returns, bells) are removed
-    and tabs and newlines become spaces, so one message is always one line on
-    every screen.  Surrounding white space is stripped; nothing may remain
-    empty, and nothing may be longer than :data:`MAX_MESSAGE_CHARS`.
+    Control characters (escape sequences, carriage returns, bells) and lone
+    surrogates are removed and tabs and newlines become spaces, so one message
+    is always one line on every screen.  Surrounding white space is stripped;
+    nothing may remain empty, and nothing may be longer than
+    :data:`MAX_MESSAGE_CHARS`.
     """
     if not isinstance(message, str):
         raise ProtocolError("Message must be a string")

@@ -374,6 +374,18 @@ def test_control_characters_are_removed_from_chat_text():
     assert protocol.clean_message("\x1b[2Jhi\x07 there\x00\x7f\x9b") == "[2Jhi there"
 
 
+def test_lone_surrogates_are_removed_from_chat_text():
+    # json.loads turns the escape "\ud800" into a str that no UTF-8 can encode.
+    text = protocol.decode_line(b'{"type":"chat","message":"x\\ud800y\\udfff"}')["message"]
+    assert protocol.clean_message(text) == "xy"
+    protocol.encode(protocol.chat(protocol.clean_message(text)))  # now encodable
+
+
+def test_escaped_surrogate_pairs_are_kept_as_the_character_they_make():
+    text = protocol.decode_line(b'{"type":"chat","message":"\\ud83d\\udc4b"}')["message"]
+    assert protocol.clean_message(text) == "👋"
+
+
 def test_tabs_and_newlines_in_chat_text_become_spaces():
     assert protocol.clean_message("one\ttwo\nthree\r\nfour") == "one two three  four"
 

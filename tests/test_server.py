@@ -233,6 +233,14 @@ def test_empty_chat_gets_an_error_and_is_not_relayed(server):
         assert alice.recv_frame() == {"type": "pong"}  # no chat frame came before it
 
 
+def test_chat_with_a_lone_surrogate_is_relayed_without_it(server):
+    with joined(server, "alice") as alice:
+        alice.send(b'{"type":"chat","message":"x\\ud800y"}\n')
+        assert alice.recv_frame()["message"] == "xy"
+        with joined(server, "bob"):  # the server still serves newcomers
+            pass
+
+
 # --------------------------------------------------------------------------
 # Errors that close the connection: the error frame still arrives first
 

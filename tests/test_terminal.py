@@ -311,6 +311,12 @@ def test_safe_text_neutralises_del_and_c1_controls():
     assert not re.search(r"[\x7f-\x9f]", safe_text("a\x7fb\x9bc\x85d"))
 
 
+def test_safe_text_makes_lone_surrogates_printable():
+    text = safe_text("a\ud800b")
+    assert text == "a\ufffdb"
+    text.encode("utf-8")  # printing it to a UTF-8 terminal cannot fail
+
+
 def test_safe_text_keeps_ordinary_unicode():
     assert safe_text("héllo 👋 日本 مرحبا") == "héllo 👋 日本 مرحبا"
 

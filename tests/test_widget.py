@@ -293,9 +293,8 @@ def test_connecting_is_shown_until_the_welcome(chat_server):
 # -- a server that is not ours may send anything
 
 
-@pytest.fixture
-def rogue_server() -> Iterator[tuple[str, int]]:
-    """A fake server that welcomes anyone, then sends hostile text unfiltered."""
+def fake_server(frames: list[dict], stay: bool) -> Iterator[tuple[str, int]]:
+    """A one-connection server: reads the join, sends ``frames``, then stays or hangs up."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(5)
 
@@ -305,24 +304,49 @@ def rogue_server() -> Iterator[tuple[str, int]]:
         except OSError:
             return
         with conn:
-            conn.recv(1024)  # the join
-            frames = [
-                {"type": "welcome", "message": "hi\x1b[2J", "users": ["me", "<b>x</b>"]},
-                {"type": "chat", "username": "<b>x</b>", "message": "a\x1b[2Jb\rc\u202ed"},
-                {"type": "user_joined", "username": EVIL, "message": EVIL},
-            ]
-            conn.sendall(b"".join(json.dumps(f).encode() + b"\n" for f in frames))
             conn.settimeout(5)
-            try:
-                conn.recv(1024)  # until the client leaves
-            except OSError:
-                pass
+            conn.recv(1024)  # the join
+            conn.sendall(b"".join(json.dumps(f).encode() + b"\n" for f in frames))
+            if stay:
+                try:
+                    conn.recv(1024)  # until the client leaves
+                except OSError:
+                    pass
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     yield listener.getsockname()[:2]
     listener.close()
     thread.join(5)
+
+
+@pytest.fixture
+def rogue_server() -> Iterator[tuple[str, int]]:
+    """A server that welcomes anyone, then sends hostile text unfiltered."""
+    yield from fake_server(
+        [
+            {"type": "welcome", "message": "hi\x1b[2J", "users": ["me", "<b>x</b>"]},
+            {"type": "chat", "username": "<b>x</b>", "message": "a\x1b[2Jb\rc\u202ed"},
+            {"type": "user_joined", "username": EVIL, "message": EVIL},
+        ],
+        stay=True,
+    )
+
+
+@pytest.fixture
+def vanishing_server() -> Iterator[tuple[str, int]]:
+    """A server that welcomes, then closes the connection without a goodbye."""
+    yield from fake_server([{"type": "welcome", "message": "hi", "users": ["me"]}], stay=False)
+
+
+def test_server_vanishing_without_a_goodbye_shows_disconnected(vanishing_server):
+    widget = ChatWidget(*vanishing_server, "me")
+    try:
+        wait_for(lambda: widget.status == DISCONNECTED and "hi" in widget.log_text())
+        assert "closed the connection" in widget.reason
+        assert "🔌" in widget.log_text()
+    finally:
+        widget.close()
 
 
 def test_control_characters_from_a_rogue_server_are_neutralised(rogue_server):

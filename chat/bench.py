@@ -81,6 +81,13 @@ QUIET_SECONDS = 3.0
 
 DEFAULT_STEPS = (100, 500, 1000, 2000, 5000, 10000)
 
+#: The benchmark server's per-client send queue (the default is 1 MiB).  While
+#: ten thousand clients join, each is sent up to 10,000 ``user_joined`` frames
+#: (750 KB), and the generator -- one Python thread reading every socket --
+#: falls behind; with the default limit the server would rightly drop some of
+#: them as slow readers, which measures the generator, not the server.
+BENCH_SEND_QUEUE_BYTES = 8 * 1024 * 1024
+
 _CHAT = re.compile(rb'"message":"(\d+) (\d+) (\d+)')
 _RESULTS_DIR = Path("benchmarks")
 
@@ -228,7 +235,13 @@ def _serve(engine: str, max_clients: int) -> int:
     raise_open_files_limit()
     if engine == "threads":
         threading.stack_size(THREAD_STACK_BYTES)
-    limits = Limits(rate_limit=0, max_clients=max_clients, join_timeout=300, idle_timeout=600)
+    limits = Limits(
+        rate_limit=0,
+        max_clients=max_clients,
+        join_timeout=300,
+        idle_timeout=600,
+        max_send_queue_bytes=BENCH_SEND_QUEUE_BYTES,
+    )
     server = create_server(engine, "127.0.0.1", 0, limits=limits, backlog=4096)
     server.start()
     print("port", server.address[1], flush=True)
@@ -317,6 +330,7 @@ class _Generator:
         self.rate = 0.0
         self.padding = b""
         self.last_progress = 0.0  # monotonic time of the last delivery
+        self.quiet = QUIET_SECONDS
 
     # -- plumbing
 
@@ -576,7 +590,7 @@ class _Generator:
                 return True
             # Once every client has sent everything and nothing has arrived for
             # QUIET_SECONDS, what is still missing is lost.
-            if time.monotonic() - self.last_progress < QUIET_SECONDS:
+            if time.monotonic() - self.last_progress < self.quiet:
                 return False
             return all(c.closed or (c.next_seq >= messages and not c.out) for c in clients)
 
@@ -604,15 +618,19 @@ def run_load(
     timeout: float = 60.0,
     server: ServerProcess | None = None,
     progress: bool = False,
+    quiet: float = QUIET_SECONDS,
 ) -> LoadResult:
     """Connect ``clients`` clients, have each send ``messages`` messages, measure.
 
     ``rate`` is messages a second per client (0: as fast as possible).
     ``padding`` adds characters to each message.  Every phase ends by
-    ``timeout`` seconds at the latest; what has not arrived by then is lost.
+    ``timeout`` seconds at the latest; what has not arrived by then is lost,
+    and so is what has not arrived ``quiet`` seconds after the last delivery
+    once everything was sent.
     """
     result = LoadResult(engine, clients, messages, rate)
     gen = _Generator(address, progress)
+    gen.quiet = quiet
     try:
         start = time.monotonic()
         if not gen.connect(clients, start + timeout):
@@ -677,10 +695,15 @@ def max_clients(
             joined = gen.connect(count, start + join_timeout)
             join_s = time.monotonic() - start
             record: dict[str, Any] = {"clients": count, "joined": gen.joined}
+            record["disconnected"] = gen.disconnected
+            record["connect_errors"] = gen.connect_errors
             record["join_s"] = round(join_s, 2)
             if not joined:
                 record["ok"] = False
-                record["why"] = f"{gen.joined} of {count} joined within {join_timeout:g} s"
+                record["why"] = (
+                    f"{gen.joined} of {count} joined within {join_timeout:g} s; "
+                    f"{gen.disconnected} disconnected, {gen.connect_errors} failed to connect"
+                )
                 result.steps.append(record)
                 break
             # Let the last joins' notifications drain before the probe.
@@ -750,8 +773,8 @@ def format_load(results: list[LoadResult]) -> str:
     """A table of load results for the terminal."""
     head = (
         f"{'engine':<10}{'clients':>8}{'msgs':>6}{'rate':>6}{'expected':>10}{'lost':>6}"
-        f"{'dup':>5}{'ooo':>5}{'deliv/s':>10}{'p50ms':>7}{'p90ms':>7}{'p99ms':>7}"
-        f"{'maxms':>8}{'join s':>7}{'gen':>5}{'srv':>5}"
+        f"{'dup':>5}{'ooo':>5}{'deliv/s':>10}{'p50ms':>9}{'p90ms':>9}{'p99ms':>9}"
+        f"{'maxms':>9}{'join s':>7}{'gen':>5}{'srv':>5}"
     )
     rows = [head, "-" * len(head)]
     for r in results:
@@ -759,8 +782,8 @@ def format_load(results: list[LoadResult]) -> str:
         rows.append(
             f"{r.engine:<10}{r.clients:>8}{r.messages:>6}{r.rate or '-':>6}{r.expected:>10,}"
             f"{r.lost:>6}{r.duplicated:>5}{r.out_of_order:>5}{r.deliveries_per_s:>10,.0f}"
-            f"{r.latency_p50_ms:>7.2f}{r.latency_p90_ms:>7.2f}{r.latency_p99_ms:>7.2f}"
-            f"{r.latency_max_ms:>8.1f}{r.connect_join_s:>7.2f}{r.generator_cpu:>5.0%}"
+            f"{r.latency_p50_ms:>9.2f}{r.latency_p90_ms:>9.2f}{r.latency_p99_ms:>9.2f}"
+            f"{r.latency_max_ms:>9.1f}{r.connect_join_s:>7.2f}{r.generator_cpu:>5.0%}"
             f"{server_cpu:>5}"
         )
         rows += [f"  note: {note}" for note in r.notes]

@@ -35,6 +35,7 @@ import logging
 import socket
 import time
 from collections import deque
+from typing import Any
 
 from chat.core import Action, Send
 from chat.server import HOUSEKEEPING_INTERVAL, LINGER_SECONDS, RECV_BYTES
@@ -90,6 +91,8 @@ class AsyncioChatServer(BackgroundServer):
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task] = set()
         self._dirty: list[_Connection] = []
+        self._shut = False  # the core said goodbye: connections arriving now are closed
+        self._transports: set[asyncio.BaseTransport] = set()  # every one not yet closed
 
     def _wake(self) -> None:
         try:
@@ -100,23 +103,35 @@ class AsyncioChatServer(BackgroundServer):
     def _run(self) -> None:
         try:
             self._loop.run_until_complete(self._serve())
+            self._loop.run_until_complete(self._sweep())
         finally:
             self._loop.close()
 
     async def _serve(self) -> None:
         server = await asyncio.start_server(
-            self._handle,
+            self._on_connect,
             sock=self._listener,
             ssl=self.ssl_context,
             limit=RECV_BYTES,
-            ssl_handshake_timeout=self.limits.join_timeout if self.ssl_context else None,
+            ssl_handshake_timeout=(
+                getattr(self.limits, "tls_handshake_timeout", 10.0) if self.ssl_context else None
+            ),
         )
         housekeeping = asyncio.create_task(self._housekeeping())
         try:
             await self._stop_event.wait()
         finally:
-            server.close()  # stop accepting; closes the listening socket
+            # Stop accepting, but close the asyncio Server only at the end: in
+            # Python 3.11 a connection accepted just before ``server.close()``
+            # hits an assertion in ``Server._attach`` and its socket leaks.
+            assert self._listener is not None
+            self._loop.remove_reader(self._listener.fileno())
             housekeeping.cancel()
+            # Connections accepted in this very turn have a handler task that
+            # has not started yet: let them start, so the goodbye reaches them too.
+            for _ in range(3):
+                await asyncio.sleep(0)
+            self._shut = True
             self._perform(self.core.shutdown())
             self._flush_dirty()
             grace = max(0.0, self._deadline - self._timeout / 2 - time.monotonic())
@@ -128,14 +143,47 @@ class AsyncioChatServer(BackgroundServer):
                 await asyncio.wait(set(self._tasks), timeout=0.2)
             for task in list(self._tasks):
                 task.cancel()
+            server.close()  # closes the listening socket
+
+    async def _sweep(self) -> None:
+        """Close connections that asyncio accepted in the loop's last turns.
+
+        asyncio finishes accepting a connection in a task of its own, and calls
+        :meth:`_on_connect` a turn or two later: give those turns, so that no
+        socket outlives the loop.  Late handlers see ``_shut`` and abort.
+        """
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            if others:
+                await asyncio.wait(others, timeout=0.2)
+            for transport in list(self._transports):
+                transport.abort()
+            if not others and not self._transports:
+                break
+        await asyncio.sleep(0)  # an aborted transport closes its socket one turn later
 
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
             self._perform(self.core.expire())
 
+    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
+        """Called by asyncio the moment a connection is made; returns its coroutine.
+
+        Noting the transport here, before the coroutine even starts, lets
+        :meth:`_serve` close every connection at shutdown, including those
+        accepted in the very last turn of the loop.
+        """
+        self._transports.add(writer.transport)
+        return self._handle(reader, writer)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """One client's coroutine: feed what it sends to the core until it ends."""
+        if self._shut:  # accepted while the server stopped: too late to say hello
+            self._transports.discard(writer.transport)
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
@@ -165,6 +213,7 @@ class AsyncioChatServer(BackgroundServer):
                 conn.timer.cancel()
             self._connections.discard(conn)
             self._tasks.discard(task)
+            self._transports.discard(writer.transport)
             writer.close()
 
     # -- carrying out the core's decisions
@@ -231,6 +280,10 @@ class AsyncioChatServer(BackgroundServer):
         if conn.timer is not None:
             return
         if conn.transport.can_write_eof():
-            conn.transport.write_eof()  # sent after the buffered frames: a clean FIN
+            try:
+                conn.transport.write_eof()  # sent after the buffered frames: a clean FIN
+            except OSError:  # the peer is already gone
+                conn.transport.abort()
+                return
         # The peer should close now; if it does not, give up after the lingering time.
         conn.timer = self._loop.call_later(2 * LINGER_SECONDS, conn.transport.abort)

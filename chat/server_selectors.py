@@ -41,6 +41,7 @@ import errno
 import logging
 import selectors
 import socket
+import ssl
 import time
 from collections import deque
 
@@ -73,9 +74,14 @@ class _Connection:
         "closing",
         "events",
         "half_closed",
+        "handshake_by",
         "out",
         "queued",
         "sock",
+        "tls",
+        "tls_in",
+        "tls_out",
+        "wire",
     )
 
     def __init__(self, sock: socket.socket, address: tuple[str, int]) -> None:
@@ -88,6 +94,12 @@ class _Connection:
         self.half_closed = False  # our FIN is sent; discarding input until the peer's
         self.close_by = 0.0  # when closing: the moment we give up on the peer
         self.closed = False
+        # TLS only: OpenSSL works between two memory buffers (no socket calls,
+        # so it never blocks); ``out`` then holds plaintext, ``wire`` ciphertext.
+        self.tls: ssl.SSLObject | None = None
+        self.tls_in = self.tls_out = None
+        self.wire: list[bytes] = []
+        self.handshake_by = 0.0  # while the TLS handshake runs: its deadline
 
     def __repr__(self) -> str:
         return f"<connection {self.address[0]}:{self.address[1]}>"
@@ -105,10 +117,6 @@ class SelectorsChatServer(BackgroundServer):
     engine = "selectors"
 
     def _prepare(self) -> None:
-        if self.ssl_context is not None:
-            raise NotImplementedError(
-                "TLS is not implemented in the selectors engine; use --engine threads or asyncio"
-            )
         assert self._listener is not None
         self._listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
@@ -121,6 +129,7 @@ class SelectorsChatServer(BackgroundServer):
         self._connections: set[_Connection] = set()
         self._dirty: list[_Connection] = []  # connections with frames to flush
         self._closing: set[_Connection] = set()  # closing: checked against close_by
+        self._handshaking: set[_Connection] = set()  # TLS: checked against handshake_by
         self._accept_paused_until = 0.0
 
     def _wake(self) -> None:
@@ -157,6 +166,7 @@ class SelectorsChatServer(BackgroundServer):
                 if now >= next_housekeeping:
                     next_housekeeping = now + HOUSEKEEPING_INTERVAL
                     self._perform(self.core.expire())
+                    self._expire_handshakes(now)
                     self._flush_dirty()
                 if self._closing:
                     self._check_closing(now)
@@ -207,6 +217,11 @@ class SelectorsChatServer(BackgroundServer):
             # holds a small frame back until the previous one is acknowledged.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = _Connection(sock, address)
+            if self.ssl_context is not None:
+                conn.tls_in, conn.tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+                conn.tls = self.ssl_context.wrap_bio(conn.tls_in, conn.tls_out, server_side=True)
+                conn.handshake_by = time.monotonic() + self._tls_timeout()
+                self._handshaking.add(conn)
             self._connections.add(conn)
             self._selector.register(sock, _READ, conn)
             self._perform(self.core.connect(conn, address))
@@ -223,6 +238,16 @@ class SelectorsChatServer(BackgroundServer):
             if not data:
                 self._close(conn)
             return
+        if data and conn.tls is not None:
+            try:
+                data = self._decrypt(conn, data)
+            except (ssl.SSLError, ValueError) as exc:
+                self._tls_failed(conn, exc)
+                return
+            if data is None:  # the peer's TLS goodbye (close_notify): the end
+                data = b""
+            elif not data:  # handshake progress, or half a record
+                return
         if not data:
             self._perform(self.core.disconnect(conn, "connection closed by client"))
             self._flush(conn)  # a last try: the peer may still read after its FIN
@@ -266,6 +291,13 @@ class SelectorsChatServer(BackgroundServer):
     def _flush(self, conn: _Connection) -> None:
         """Send everything queued in one system call; keep what the kernel refuses."""
         out = conn.out
+        if conn.tls is not None:
+            try:
+                self._encrypt(conn)
+            except (ssl.SSLError, ValueError) as exc:
+                self._tls_failed(conn, exc)
+                return
+            out = conn.wire
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             try:
@@ -276,12 +308,14 @@ class SelectorsChatServer(BackgroundServer):
                 self._drop(conn, f"connection lost: {exc.strerror or exc}")
                 return
             if sent < len(data):
-                conn.out = [data[sent:]]
+                out[:] = [data[sent:]]
                 conn.queued = len(data) - sent
                 self._watch(conn, _READ_WRITE)
                 return
             out.clear()
             conn.queued = 0
+        if conn.out:  # TLS: plaintext waiting for the handshake to finish
+            return
         self._watch(conn, _READ)
         if conn.closing and not conn.half_closed:
             self._half_close(conn)
@@ -298,7 +332,9 @@ class SelectorsChatServer(BackgroundServer):
         conn.closing = True
         conn.close_by = time.monotonic() + 2 * LINGER_SECONDS  # a peer that never reads
         self._closing.add(conn)
-        if not conn.out:
+        if conn.tls is not None:
+            self._flush(conn)  # TLS says goodbye (close_notify) before TCP does
+        elif not conn.out:
             self._half_close(conn)
         # else: _flush half-closes once the queue is empty
 
@@ -310,6 +346,79 @@ class SelectorsChatServer(BackgroundServer):
             self._close(conn)
             return
         conn.close_by = time.monotonic() + LINGER_SECONDS
+
+    # -- TLS, without blocking: OpenSSL between two memory buffers
+
+    def _tls_timeout(self) -> float:
+        return float(getattr(self.limits, "tls_handshake_timeout", 10.0))
+
+    def _decrypt(self, conn: _Connection, raw: bytes) -> bytes | None:
+        """Feed received ciphertext to OpenSSL; return the plaintext it yields.
+
+        ``b""`` means nothing yet (the handshake goes on, or a record is only
+        half here); ``None`` means the peer closed TLS.  Raises ``ssl.SSLError``
+        for a failed handshake or a damaged record.
+        """
+        assert conn.tls is not None and conn.tls_in is not None
+        conn.tls_in.write(raw)
+        if conn.handshake_by:
+            try:
+                conn.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush(conn)  # our part of the handshake
+                return b""
+            conn.handshake_by = 0.0
+            self._handshaking.discard(conn)
+            self._flush(conn)  # the handshake's last bytes, and frames queued meanwhile
+            if conn.closed:
+                return b""
+        chunks = []
+        while True:
+            try:
+                chunk = conn.tls.read(RECV_BYTES)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                return b"".join(chunks) or None
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert conn.tls_out is not None
+        if conn.tls_out.pending:  # e.g. TLS 1.3 session tickets after the handshake
+            self._flush(conn)
+        return b"".join(chunks)
+
+    def _encrypt(self, conn: _Connection) -> None:
+        """Move queued plaintext through OpenSSL into ``wire``; once closing, add goodbye."""
+        assert conn.tls is not None and conn.tls_out is not None
+        if conn.handshake_by == 0.0:
+            if conn.out:
+                conn.tls.write(b"".join(conn.out))
+                conn.out = []
+            if conn.closing and not conn.half_closed:
+                try:
+                    conn.tls.unwrap()  # queues our close_notify; we do not wait for theirs
+                except ssl.SSLError:
+                    pass
+        encrypted = conn.tls_out.read()
+        if encrypted:
+            conn.wire.append(encrypted)
+        conn.queued = sum(map(len, conn.wire)) + sum(map(len, conn.out))
+
+    def _tls_failed(self, conn: _Connection, exc: Exception) -> None:
+        if conn.handshake_by:
+            log.warning("TLS handshake with %r failed: %s", conn, exc)
+            self._drop(conn, f"TLS handshake failed: {exc}")
+        else:
+            self._drop(conn, f"TLS error: {exc}")
+
+    def _expire_handshakes(self, now: float) -> None:
+        for conn in list(self._handshaking):
+            if conn.closed:
+                self._handshaking.discard(conn)
+            elif now >= conn.handshake_by:
+                timeout = self._tls_timeout()
+                self._tls_failed(conn, TimeoutError(f"not finished within {timeout:g} s"))
 
     def _check_closing(self, now: float) -> None:
         """Close connections whose peer did not close within the lingering time."""
@@ -332,6 +441,7 @@ class SelectorsChatServer(BackgroundServer):
         conn.queued = 0
         self._connections.discard(conn)
         self._closing.discard(conn)
+        self._handshaking.discard(conn)
         try:
             self._selector.unregister(conn.sock)
         except (KeyError, ValueError):

@@ -111,6 +111,10 @@ CLOSE_TIMEOUT = 2.0
 #: at once, each by a short-lived thread.  More are closed without a word.
 MAX_TURNING_AWAY = 16
 
+#: ``send`` flag for "do not wait" (Linux, macOS); 0 where missing (Windows):
+#: then every frame goes through the writer thread.
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+
 # Servers running in this process, by port, so that starting a second server
 # on the same port (re-running a notebook cell) stops the first one instead of
 # failing with "Address already in use".
@@ -141,6 +145,8 @@ class _Connection:
         self.closing_since: float | None = None  # when closing started (CLOSE_TIMEOUT)
         self.stream: socket.socket | TLSChannel = sock  # what recv/sendall go through
         self._aborted = False  # drop the queue and close now
+        self._writing = False  # a thread is sending what it took from the queue
+        self.plain = True  # plain TCP: frames may be sent by flush() (not over TLS)
         self._sock_lock = threading.Lock()
         self._sock_closed = False
         self.reader: threading.Thread | None = None
@@ -150,7 +156,13 @@ class _Connection:
         return f"<connection {self.address[0]}:{self.address[1]}>"
 
     def enqueue(self, data: bytes) -> bool:
-        """Queue bytes for the writer.  False if this overflows the queue."""
+        """Queue bytes to send.  False if this overflows the queue.
+
+        Who sends them: where the socket allows a send that cannot block
+        (``MSG_DONTWAIT``), the thread that queued them, by calling
+        :meth:`flush` once it has released the server's lock; otherwise the
+        writer thread, woken here.
+        """
         with self._wake:
             if self.closing:
                 return True  # already on its way out: nothing more to say
@@ -162,8 +174,54 @@ class _Connection:
                 return False
             self._queue.append(data)
             self._queued += len(data)
-            self._wake.notify()
+            if not self._fast:
+                self._wake.notify()
             return True
+
+    @property
+    def _fast(self) -> bool:
+        """Whether :meth:`flush` may send from the caller's thread (plain TCP, MSG_DONTWAIT)."""
+        return self.plain and bool(_DONTWAIT)
+
+    def flush(self) -> None:
+        """Send what is queued from this thread, without ever blocking.
+
+        Waking the writer thread for every frame costs far more than the send
+        itself -- two context switches and a GIL hand-over -- and a broadcast
+        to N clients would wake N threads.  So the thread that queued frames
+        (after releasing the server's lock: no socket call happens under it)
+        hands them to the kernel itself with ``MSG_DONTWAIT``, a send that
+        takes what fits in the socket buffer and returns at once.  Whatever
+        does not fit (a client that reads slowly) is left to the writer
+        thread, which may block in ``sendall`` without holding anyone up.
+        Only one thread sends at a time (``_writing``), so frames never
+        overtake each other; whoever sends takes everything queued so far.
+        """
+        if not self._fast:
+            return
+        for _ in range(4):  # bounded: under a flood, the writer takes over
+            with self._wake:
+                if self._writing or not self._queue or self.closing:
+                    return  # someone else is sending, or the writer has the last word
+                data = b"".join(self._queue)
+                self._queue.clear()
+                self._queued = 0
+                self._writing = True
+            try:
+                sent = self.sock.send(data, _DONTWAIT)
+            except OSError:  # the buffer is full, or the peer is gone: the writer finds out
+                sent = 0
+            with self._wake:
+                self._writing = False
+                if sent < len(data):
+                    self._queue.insert(0, data[sent:])
+                    self._queued += len(data) - sent
+                    self._wake.notify()
+                    return
+                if self.closing:
+                    self._wake.notify()  # the writer may be waiting for us to finish
+        with self._wake:
+            self._wake.notify()
 
     def _mark_closing(self) -> None:
         if not self.closing:
@@ -204,16 +262,21 @@ class _Connection:
         try:
             while True:
                 with self._wake:
-                    while not self._queue and not self.closing:
+                    while self._writing or (not self._queue and not self.closing):
+                        if self._aborted:
+                            break
                         self._wake.wait()
                     if self._aborted:
                         return
                     data = b"".join(self._queue)
                     self._queue.clear()
                     self._queued = 0
+                    self._writing = bool(data)  # until sent, nobody may send past it
                     last = self.closing  # nothing can be queued after closing
                 if data:
                     self.stream.sendall(data)
+                    with self._wake:
+                        self._writing = False
                 if last:
                     if isinstance(self.stream, TLSChannel):
                         self.stream.close_notify()  # TLS says goodbye before TCP does
@@ -251,6 +314,9 @@ class ChatServer:
         self.ssl_context = ssl_context
         self.core = ChatCore(self.limits)
         self._lock = threading.Lock()  # guards core, _connections and _turning_away
+        # Per thread: connections that thread queued frames for under the lock,
+        # to flush once it has released the lock (see _Connection.flush).
+        self._touched = threading.local()
         self._connections: set[_Connection] = set()
         self._turning_away: set[socket.socket] = set()  # refused, being told so
         self._listener: socket.socket | None = None
@@ -384,6 +450,7 @@ class ChatServer:
         # small frame back until the previous one is acknowledged (tens of ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _Connection(sock, address, self.limits.max_send_queue_bytes)
+        conn.plain = self.ssl_context is None
         name = f"{address[0]}:{address[1]}"
         conn.reader = threading.Thread(
             target=self._reader, args=(conn,), name=f"chat-reader-{name}", daemon=True
@@ -505,10 +572,12 @@ class ChatServer:
         core tell the others it left, hence the loop.
         """
         overflowed: list[_Connection] = []
+        touched = self._touched.__dict__.setdefault("conns", [])
         pending = deque(actions)
         while pending:
             action = pending.popleft()
             if isinstance(action, Send):
+                touched.extend(action.to)
                 for conn in action.to:
                     if not conn.enqueue(action.data):
                         log.warning("Send queue exceeded for %r: disconnecting it", conn)
@@ -518,8 +587,11 @@ class ChatServer:
                 action.conn.close_after_flush()
         return overflowed
 
-    @staticmethod
-    def _abort(connections: Iterable[_Connection]) -> None:
+    def _abort(self, connections: Iterable[_Connection]) -> None:
+        """After releasing the lock: send what :meth:`_perform` queued, abort the overflowed."""
+        touched = self._touched.__dict__.pop("conns", [])
+        for conn in dict.fromkeys(touched):  # each once, in order
+            conn.flush()
         for conn in connections:
             conn.abort()
 

@@ -26,6 +26,11 @@ only moves bytes between sockets and that core.
   queue passes :data:`chat.limits.MAX_SEND_QUEUE_BYTES` is disconnected rather
   than buffered without end.  A writer joins everything queued into one
   ``sendall``: one system call for many frames.
+* A shortcut for speed: after releasing the lock, the thread that queued
+  frames sends them itself with a send that cannot block (``MSG_DONTWAIT``);
+  the writer thread is woken only for what the kernel refuses (a slow reader).
+  Waking a thread per frame per client is what made this design slow
+  (benchmarks/results.md).
 * One lock guards the core, because the core's dictionaries are shared by all
   reader threads.  It is held only while the core computes and frames are
   appended to queues -- never during socket I/O -- so no slow client can hold

@@ -66,11 +66,11 @@ def clean(nb: nbformat.NotebookNode) -> None:
         cell.metadata.pop("scrolled", None)
 
 
-def run(path: Path) -> float:
+def run(path: Path, timeout: int = CELL_TIMEOUT) -> float:
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb,
-        timeout=CELL_TIMEOUT,
+        timeout=timeout,
         kernel_name="python3",
         resources={"metadata": {"path": str(NOTEBOOKS)}},
         record_timing=False,
@@ -89,12 +89,18 @@ def run(path: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="notebooks (paths or number prefixes)")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=CELL_TIMEOUT,
+        help="seconds one cell may take (default: %(default)s, as pytest --nbval-cell-timeout)",
+    )
     args = parser.parse_args(argv)
     total = 0.0
     for path in find(args.names):
         print(f"{path.relative_to(ROOT)} ...", end=" ", flush=True)
         try:
-            elapsed = run(path)
+            elapsed = run(path, args.timeout)
         except Exception as exc:
             print("FAILED")
             print(f"  {type(exc).__name__}: {exc}", file=sys.stderr)

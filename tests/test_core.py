@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chat import protocol
 from chat.core import ChatCore, Close, Send
@@ -515,3 +518,46 @@ def test_shutdown_of_an_empty_server_does_nothing(core):
 def test_disconnects_after_shutdown_send_nothing(room):
     room.shutdown()
     assert room.disconnect("alice") == []
+
+
+# --------------------------------------------------------------------------
+# Whatever a client sends
+
+
+# Any Unicode, lone surrogates included (json.dumps writes them as "\ud800"
+# escapes), and the characters that broke or could break something made common.
+NASTY = ["\ud800", "\udfff", "\x00", "\x1b[2J", "\r", "\n", "\t", "\x7f", "\x9b", "\u202e", "👋"]
+any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=20)
+nasty_text = st.lists(st.sampled_from(NASTY) | any_text, max_size=6).map("".join)
+any_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | any_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(any_text, inner, max_size=3),
+    max_leaves=6,
+)
+client_messages = st.one_of(
+    st.builds(dict, type=st.just("chat"), message=nasty_text),
+    st.builds(dict, type=st.just("join"), username=nasty_text | any_json),
+    st.fixed_dictionaries(
+        {"type": st.sampled_from(["join", "chat", "ping", "dance"]) | nasty_text},
+        optional={"username": any_json, "message": any_json},
+    ),
+)
+client_frames = client_messages.map(lambda m: json.dumps(m).encode() + b"\n") | st.binary(
+    max_size=40
+)
+
+
+@given(st.lists(client_frames, max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_whatever_a_client_sends_the_core_answers_with_valid_frames(frames):
+    core = ChatCore(Limits(rate_limit=0), clock=FakeClock(), wallclock=lambda: WALL_TIME)
+    connect_and_join(core, "alice")
+    connect_and_join(core, "mallory")  # joined: chat text is relayed to alice
+    for data in frames:
+        for action in core.receive("mallory", data):  # never raises
+            if isinstance(action, Send):
+                for line in action.data.decode("utf-8").splitlines():
+                    message = json.loads(line)
+                    assert isinstance(message["type"], str)
+                    if message["type"] == "chat":  # relayed text is clean
+                        assert not re.search(r"[\x00-\x1f\x7f-\x9f]", message["message"])

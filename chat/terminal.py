@@ -84,7 +84,8 @@ class Screen:
             if self._reading and os.name == "posix":
                 os.kill(os.getpid(), signal.SIGINT)
 
-    def show(self, text: str | None) -> None:
+    def show(self, text: str | None, *, redraw: bool = True) -> None:
+        """Print a line; ``redraw=False`` for the last one, after which no prompt is wanted."""
         if text is None:
             return
         with self._lock:
@@ -93,7 +94,7 @@ class Screen:
             else:
                 # \r: back to column 0;  ESC[K: erase to the end of the line.
                 self._write(f"\r\x1b[K{text}\n")
-                if self._reading:  # input() is waiting: draw its prompt and the typing again
+                if self._reading and redraw:  # input() waits: draw the prompt and typing again
                     typed = readline.get_line_buffer() if readline else ""
                     self._write(f"{self.prompt}{typed}")
             sys.stdout.flush()
@@ -184,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def on_event(event: dict, screen: Screen, interactive: bool) -> None:
     """Runs on the receive thread for every message from the server."""
-    screen.show(format_event(event))
     lost = event["type"] == "disconnected" and event.get("reason") != "You left the chat"
+    screen.show(format_event(event), redraw=not lost)
     if lost and interactive:
         screen.stop_reading()  # end now, instead of waiting for one more line
 

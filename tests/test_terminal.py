@@ -190,6 +190,15 @@ class Terminal:
         self._matched += end
         return unmatched[:end]
 
+    def rest(self) -> bytes:
+        """Once the client has ended: all it printed after the last expected marker."""
+        try:
+            while chunk := os.read(self.fd, 65536):
+                self.output += chunk
+        except OSError:  # EIO: the child's side of the pseudo-terminal is closed
+            pass
+        return self.output[self._matched :]
+
     def close(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -246,8 +255,10 @@ def test_quit_leaves_the_interactive_client_with_exit_code_0(server, terminal):
 def test_interactive_client_says_why_and_exits_when_the_server_stops(server, terminal):
     alice = terminal("alice")
     server.stop()
-    alice.expect(b"The server is shutting down")
+    alice.expect("🛑 The server is shutting down\r\n".encode())
     assert alice.process.wait(timeout=TIMEOUT) == 0
+    alice.expect("🔌 The server is shutting down\r\n".encode())
+    assert b"alice> " not in alice.rest()  # no prompt is left after the last line
 
 
 def test_interactive_client_asks_for_what_is_missing_and_retries_refused_names(server):

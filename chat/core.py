@@ -121,8 +121,17 @@ class ChatCore:
 
     # -- events from the engine
 
-    def connect(self, conn: ConnId, address: tuple[str, int] | str = "") -> list[Action]:
-        """A connection was accepted.  May refuse it (server full)."""
+    def connect(
+        self, conn: ConnId, address: tuple[str, int] | str = "", *, closing: int = 0
+    ) -> list[Action]:
+        """A connection was accepted.  May refuse it (server full).
+
+        ``closing``: connections the engine is still closing, which the core
+        has already forgotten.  They still hold sockets (and, in the threaded
+        engine, threads) for a moment, so they count toward ``max_clients``:
+        otherwise a peer that gets itself closed at once and then ignores the
+        close could open connections faster than they go away.
+        """
         if isinstance(address, tuple):
             host, text = str(address[0]), f"{address[0]}:{address[1]}"
         else:
@@ -130,7 +139,7 @@ class ChatCore:
         log.info("New connection from %s", text)
         limits = self.limits
         refusal = None
-        if len(self._peers) >= limits.max_clients:
+        if len(self._peers) + closing >= limits.max_clients:
             refusal = f"Server full ({limits.max_clients} connections)"
         elif 0 < limits.max_connections_per_ip <= self._per_host.get(host, 0):
             refusal = f"Too many connections from {host}"

@@ -467,7 +467,8 @@ class ChatServer:
             if self._stopping.is_set():
                 sock.close()
                 return
-            actions = self.core.connect(conn, address)
+            closing = len(self._connections) - self.core.connection_count
+            actions = self.core.connect(conn, address, closing=closing)
             accepted = self.core.is_open(conn)
             if accepted:
                 self._connections.add(conn)

@@ -196,3 +196,24 @@ def test_connection_flood_on_a_full_server_does_not_make_threads_without_bound(m
                 sock.close()
         inside.send({"type": "ping"})
         assert inside.recv_frame() == {"type": "pong"}
+
+
+@pytest.mark.engines("threads")
+def test_connections_still_being_closed_count_toward_max_clients(make_server, monkeypatch):
+    """Else a peer could get itself closed at once, ignore it, and open the next, without end."""
+    monkeypatch.setattr("chat.server.LINGER_SECONDS", 10.0)  # a long close, for a slow machine
+    monkeypatch.setattr("chat.server.CLOSE_TIMEOUT", 10.0)
+    server = make_server(Limits(max_clients=2))
+    with RawPeer(server.address) as ignorer:
+        ignorer.send(b"\xff\n")  # invalid UTF-8: the server closes, and we ignore it
+        wait_for(lambda: server.core.connection_count == 0)
+        with RawPeer(server.address) as second, RawPeer(server.address) as third:
+            assert second.join("second")["type"] == "welcome"
+            assert "Server full" in third.recv_until("error")["message"]
+        ignorer.sock.shutdown(socket.SHUT_WR)  # now we hang up too
+
+        def place_again() -> bool:
+            with RawPeer(server.address) as again:
+                return again.join("again")["type"] == "welcome"
+
+        wait_for(place_again, interval=0.1)

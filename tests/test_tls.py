@@ -23,7 +23,7 @@ import pytest
 import trustme
 
 from chat import protocol
-from chat.client import ChatClient, ChatError, ConnectError
+from chat.client import ChatClient, ChatError, ConnectError, JoinError
 from chat.limits import Limits
 from chat.tls import client_context, server_context
 from tests.helpers import TIMEOUT, RawPeer, wait_for
@@ -127,6 +127,20 @@ def test_stalled_handshake_does_not_block_others_and_is_dropped(make_tls_server,
             assert stalled.recv(4096) == b""  # dropped: nothing readable, then the end
         except ConnectionResetError:
             pass  # also a way to be dropped
+
+
+def test_server_full_is_said_inside_the_tunnel(make_tls_server, trusting, engine, request):
+    request.applymarker(
+        pytest.mark.xfail(
+            engine == "selectors",
+            reason="the selectors engine closes a refused TLS connection before the handshake",
+        )
+    )
+    server = make_tls_server(Limits(max_clients=1))
+    with ChatClient(*server.address, ssl_context=trusting) as alice:
+        alice.connect("alice")
+        with pytest.raises(JoinError, match="Server full"):
+            ChatClient(*server.address, ssl_context=trusting).connect("bob")
 
 
 def test_many_frames_both_ways_at_once_arrive_intact(make_tls_server, trusting):

@@ -404,9 +404,7 @@ def test_stop_says_goodbye_to_everyone_and_leaves_no_thread(make_server):
             peer.close()
 
 
-def test_connections_arriving_as_the_server_stops_are_closed_too(make_server, engine, request):
-    if engine == "asyncio":  # reported: connections not yet handed to _handle leak at stop
-        request.applymarker(pytest.mark.xfail(reason="asyncio engine leaks them", strict=False))
+def test_connections_arriving_as_the_server_stops_are_closed_too(make_server):
     server = make_server()
     peers = [RawPeer(server.address, timeout=3) for _ in range(5)]  # maybe not accepted yet
     try:

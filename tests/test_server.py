@@ -522,12 +522,13 @@ def test_server_program_logs_and_stops_cleanly_on_sigterm(engine):
     assert any(re.search(r"INFO - New connection from 127\.0\.0\.1:\d+$", line) for line in lines)
 
 
-def test_server_program_stops_cleanly_on_sigterm_right_after_starting():
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_server_program_stops_cleanly_on_a_signal_right_after_starting(signum):
     process = start_program("--port", "0")
     try:
         assert process.stderr is not None
         read_until(process.stderr.fileno(), b"Waiting for connections...")
-        process.send_signal(signal.SIGTERM)  # no time to install a handler after this
+        process.send_signal(signum)  # before serve_forever() may have started waiting
         assert process.wait(timeout=TIMEOUT) == 0
         assert b"Traceback" not in process.stderr.read()
     finally:

@@ -76,8 +76,8 @@ class Screen:
         A thread blocked in ``input()`` cannot be woken by other threads; only a
         signal interrupts it.  So if (and only if) it is waiting right now, we
         send our own process a real SIGINT, as Ctrl+C would.  Checking under
-        the lock makes sure the KeyboardInterrupt lands inside read_line, never
-        in the middle of whatever else the main thread is doing.
+        the lock makes sure the KeyboardInterrupt arrives while read_line runs,
+        not in the middle of a command (a /ping waiting for its pong, say).
         """
         with self._lock:
             self._stopped = True

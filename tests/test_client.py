@@ -7,6 +7,7 @@ that misbehaves -- never answers, sends garbage -- so they use
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 
@@ -259,6 +260,20 @@ def test_keepalive_pings_the_server_when_nothing_else_was_sent(fake_server):
         assert fake_server.recv_frame() == {"type": "ping"}  # and again, while quiet
         assert next_event(client)["type"] == "welcome"
         assert client.events.empty()  # keep-alive pongs are not events
+
+
+def test_messages_that_arrive_with_the_welcome_are_not_lost(fake_server):
+    with ChatClient(*fake_server.address) as client:
+        thread, _ = connect_in_background(client, "alice")
+        fake_server.accept()
+        fake_server.recv_frame()
+        welcome = {"type": "welcome", "message": "hi", "users": ["alice"]}
+        joined = {"type": "user_joined", "username": "bob", "message": "bob joined the chat"}
+        fake_server.send(json.dumps(welcome).encode() + b"\n" + json.dumps(joined).encode() + b"\n")
+        thread.join(TIMEOUT)
+        assert next_event(client) == welcome
+        assert next_event(client) == joined
+        wait_for(lambda: client.users == ["alice", "bob"])
 
 
 def test_unknown_message_types_from_the_server_are_passed_on(fake_server):

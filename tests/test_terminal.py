@@ -355,6 +355,30 @@ def test_welcome_event_says_who_is_online():
     assert text == "✅ Welcome!\n👥 Online: alice, bob"
 
 
+def test_error_shutdown_and_disconnected_events_have_their_indicators():
+    assert format_event({"type": "error", "message": "Username already taken"}) == (
+        "❌ Username already taken"
+    )
+    assert format_event({"type": "server_shutdown", "message": "Bye"}) == "🛑 Bye"
+    assert format_event({"type": "disconnected", "reason": "You left the chat"}) == (
+        "🔌 You left the chat"
+    )
+
+
+@pytest.mark.parametrize("timestamp", [None, "noon", True, float("nan"), 1e300, 10**400, -1e300])
+def test_chat_event_with_a_bad_timestamp_shows_the_time_now(timestamp):
+    line = format_event(
+        {"type": "chat", "username": "bob", "message": "hi", "timestamp": timestamp}
+    )
+    assert re.fullmatch(CHAT_LINE.format(name="bob", text="hi"), line)
+
+
+def test_events_missing_fields_still_make_a_line():
+    assert format_event({"type": "chat"}).endswith("?: ")
+    assert format_event({"type": "user_joined", "username": "bob"}) == "🟢 bob joined the chat"
+    assert format_event({"type": "welcome", "users": None}).endswith("Online: ?")
+
+
 def test_pong_and_unknown_events_are_not_shown():
     assert format_event({"type": "pong"}) is None
     assert format_event({"type": "typing", "username": "bob"}) is None

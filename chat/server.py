@@ -455,6 +455,10 @@ class ChatServer:
         # small frame back until the previous one is acknowledged (tens of ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _Connection(sock, address, self.limits.max_send_queue_bytes)
+        if self.ssl_context is not None:
+            # No I/O yet: the reader thread runs the handshake.  Until then
+            # nothing may be sent, not even by enqueue's fast path.
+            conn.stream = TLSChannel(sock, self.ssl_context, server_side=True)
         conn.plain = self.ssl_context is None
         name = f"{address[0]}:{address[1]}"
         conn.reader = threading.Thread(
@@ -512,20 +516,13 @@ class ChatServer:
                 self._turning_away.discard(sock)  # before close: stop() never sees a closed one
             sock.close()
 
-    def _start_tls(self, conn: _Connection) -> None:
-        """Run the TLS handshake in this (the reader's) thread, within its time limit."""
-        assert self.ssl_context is not None
-        channel = TLSChannel(conn.sock, self.ssl_context, server_side=True)
-        channel.handshake(self.limits.tls_handshake_timeout)
-        conn.stream = channel
-
     def _reader(self, conn: _Connection) -> None:
         """Feed whatever the client sends to the core, until either side ends it."""
         reason = "connection closed by client"
         try:
-            if self.ssl_context is not None:
+            if isinstance(conn.stream, TLSChannel):  # handshake here, never in the accept loop
                 try:
-                    self._start_tls(conn)
+                    conn.stream.handshake(self.limits.tls_handshake_timeout)
                 except OSError as exc:
                     reason = f"TLS handshake failed: {exc}"
                     log.warning("TLS handshake with %r failed: %s", conn, exc)

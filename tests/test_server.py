@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -28,6 +29,9 @@ from chat.server import LOG_FORMAT, AddressInUseError, create_server
 from tests.helpers import TIMEOUT, RawPeer, free_port, read_until, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: The program tests read pipes with select() and send POSIX signals.
+posix_only = pytest.mark.skipif(os.name != "posix", reason="select() on pipes and signals")
 
 #: How a line of the server's log starts: "2024-05-01 12:00:00,123 - INFO - ".
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (DEBUG|INFO|WARNING|ERROR) - ")
@@ -496,6 +500,7 @@ def start_program(*args: str) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+@posix_only
 def test_server_program_logs_and_stops_cleanly_on_sigterm(engine):
     process = start_program("--port", "0", "--engine", engine)
     try:
@@ -522,6 +527,7 @@ def test_server_program_logs_and_stops_cleanly_on_sigterm(engine):
     assert any(re.search(r"INFO - New connection from 127\.0\.0\.1:\d+$", line) for line in lines)
 
 
+@posix_only
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_server_program_stops_cleanly_on_a_signal_right_after_starting(signum):
     process = start_program("--port", "0")

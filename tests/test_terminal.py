@@ -11,14 +11,11 @@ test instead of hanging it.  What the terminal shares with the widget --
 
 from __future__ import annotations
 
-import fcntl
 import os
-import pty
 import re
 import struct
 import subprocess
 import sys
-import termios
 from pathlib import Path
 
 import pytest
@@ -27,6 +24,15 @@ from chat.commands import parse_command
 from chat.display import format_event, safe_text
 from chat.terminal import Screen
 from tests.helpers import TIMEOUT, FakeServer, RawPeer, free_port, read_until
+
+try:
+    import fcntl
+    import pty
+    import termios
+except ImportError:  # Windows has no pseudo-terminals
+    pty = None  # type: ignore[assignment]
+
+needs_pty = pytest.mark.skipif(pty is None, reason="pseudo-terminals are POSIX-only")
 
 # The client is under test here, not the server engines: one engine is enough.
 pytestmark = pytest.mark.engines("threads")
@@ -221,6 +227,7 @@ def terminal(server):
         term.close()
 
 
+@needs_pty
 def test_incoming_message_redraws_the_prompt_and_the_partial_input(server, terminal):
     alice = terminal("alice")
     alice.type(b"hel")
@@ -237,6 +244,7 @@ def test_incoming_message_redraws_the_prompt_and_the_partial_input(server, termi
         assert (message["username"], message["message"]) == ("alice", "hello")
 
 
+@needs_pty
 def test_command_output_is_followed_by_exactly_one_prompt(terminal):
     alice = terminal("alice")
     alice.type(b"/users\r")
@@ -246,12 +254,14 @@ def test_command_output_is_followed_by_exactly_one_prompt(terminal):
     assert drawn.count(b"alice> ") == 1
 
 
+@needs_pty
 def test_quit_leaves_the_interactive_client_with_exit_code_0(server, terminal):
     alice = terminal("alice")
     alice.type(b"/quit\r")
     assert alice.process.wait(timeout=TIMEOUT) == 0
 
 
+@needs_pty
 def test_interactive_client_says_why_and_exits_when_the_server_stops(server, terminal):
     alice = terminal("alice")
     server.stop()
@@ -261,6 +271,7 @@ def test_interactive_client_says_why_and_exits_when_the_server_stops(server, ter
     assert b"alice> " not in alice.rest()  # no prompt is left after the last line
 
 
+@needs_pty
 def test_interactive_client_asks_for_what_is_missing_and_retries_refused_names(server):
     term = Terminal(None, None)
     try:
@@ -283,6 +294,7 @@ def test_interactive_client_asks_for_what_is_missing_and_retries_refused_names(s
         term.close()
 
 
+@needs_pty
 def test_connection_lost_during_a_command_ends_the_client_without_a_traceback():
     fake = FakeServer()
     term = Terminal(fake.address[1], "alice")

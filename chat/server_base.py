@@ -148,7 +148,9 @@ class BackgroundServer:
         Half the time is for clients to receive their goodbye; then every
         remaining socket is closed hard.  Safe to call more than once.
         """
-        if self._stopping.is_set() or self._listener is None or self._thread is None:
+        if self._listener is None or self._thread is None:
+            return  # never started: nothing to stop
+        if self._stopping.is_set():
             self._stopped.wait(timeout)
             return
         self._timeout = timeout

@@ -425,6 +425,15 @@ def test_stop_is_safe_to_call_twice(server):
     assert not server.running
 
 
+def test_stop_of_a_server_never_started_returns_at_once(engine):
+    server = create_server(engine, "127.0.0.1", 0)
+    stopping = threading.Thread(target=server.stop, kwargs={"timeout": 60})
+    stopping.start()
+    stopping.join(TIMEOUT)
+    assert not stopping.is_alive()  # it did not wait out its 60 s
+    assert not server.running
+
+
 def test_second_server_on_the_same_port_stops_the_first(engine):
     port = free_port()
     first = create_server(engine, "127.0.0.1", port).start()

@@ -7,12 +7,16 @@ well-written client never would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import select
 import socket
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: Every wait in the tests ends by this many seconds at the latest.
@@ -183,3 +187,32 @@ def read_until(fd: int, marker: bytes, timeout: float = TIMEOUT, seen: bytes = b
                 raise AssertionError(f"output ended before {marker!r}; got {output!r}")
             output += chunk
     return output
+
+
+@contextlib.contextmanager
+def server_program(*flags: str) -> Iterator[int]:
+    """Run ``python -m chat.server --host 127.0.0.1 --port 0 FLAGS``; yield its port.
+
+    Every wait is bounded: the start line must appear within 3 x TIMEOUT
+    (a loaded CI machine starts Python slowly), and at the end the program
+    gets TIMEOUT to stop after SIGTERM before it is killed.
+    """
+    command = [sys.executable, "-m", "chat.server", "--host", "127.0.0.1", "--port", "0", *flags]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert process.stderr is not None
+        log = read_until(process.stderr.fileno(), b"Waiting for connections", 3 * TIMEOUT)
+        started = re.search(rb"Chat server started on \S+:(\d+)", log)
+        assert started, log
+        yield int(started.group(1))
+    finally:
+        process.terminate()
+        try:
+            process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(TIMEOUT)
+            raise AssertionError("the server program did not stop on SIGTERM") from None
+        finally:
+            if process.stderr is not None:
+                process.stderr.close()

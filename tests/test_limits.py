@@ -13,11 +13,7 @@ floods and endless lines among other clients in ``test_faults.py``.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -28,7 +24,7 @@ from chat.client import ChatClient
 from chat.limits import FLOOD_DISCONNECT_STRIKES, Limits, add_arguments
 from chat.protocol import MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, MAX_SERVER_FRAME_BYTES
 from chat.server import build_parser
-from tests.helpers import TIMEOUT, RawPeer, wait_for
+from tests.helpers import TIMEOUT, RawPeer, server_program, wait_for
 
 
 def chat(text: str) -> dict:
@@ -275,21 +271,8 @@ def test_limit_flag_with_impossible_value_is_refused(flag, capsys):
 
 def test_server_command_applies_its_limit_flags():
     """The real program, in a subprocess: --max-clients 1 turns the second client away."""
-    command = [sys.executable, "-m", "chat.server", "--host", "127.0.0.1", "--port", "0"]
-    command += ["--max-clients", "1", "--rate-limit", "0"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env) as process:
-        try:
-            assert process.stderr is not None
-            port = None
-            deadline = time.monotonic() + 3 * TIMEOUT
-            while port is None and time.monotonic() < deadline:
-                started = re.search(r"started on \S+:(\d+)", process.stderr.readline())
-                port = int(started.group(1)) if started else None
-            assert port, "the server did not report its port"
-            with RawPeer(("127.0.0.1", port)) as first, RawPeer(("127.0.0.1", port)) as second:
-                assert first.join("alice")["type"] == "welcome"
-                assert "Server full (1 connections)" in next_error(second)
-        finally:
-            process.terminate()
-            process.wait(TIMEOUT)
+    with server_program("--max-clients", "1", "--rate-limit", "0") as port:
+        address = ("127.0.0.1", port)
+        with RawPeer(address) as first, RawPeer(address) as second:
+            assert first.join("alice")["type"] == "welcome"
+            assert "Server full (1 connections)" in next_error(second)

@@ -8,14 +8,11 @@ TLS support are skipped, saying so.
 
 from __future__ import annotations
 
-import os
-import re
 import socket
 import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +23,7 @@ from chat import protocol
 from chat.client import ChatClient, ChatError, ConnectError, JoinError
 from chat.limits import Limits
 from chat.tls import client_context, server_context
-from tests.helpers import TIMEOUT, RawPeer, wait_for
+from tests.helpers import TIMEOUT, RawPeer, server_program, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -186,34 +183,16 @@ def test_tls_client_sees_the_server_say_goodbye(tls_server, trusting):
 # -- the programs
 
 
-def read_port(process: subprocess.Popen) -> int:
-    assert process.stderr is not None
-    deadline = time.monotonic() + 3 * TIMEOUT
-    while time.monotonic() < deadline:
-        started = re.search(r"started on \S+:(\d+)", process.stderr.readline())
-        if started:
-            return int(started.group(1))
-    raise AssertionError("the server did not report its port")
-
-
 def test_server_and_terminal_client_programs_chat_over_tls(pem_files):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    server = [sys.executable, "-m", "chat.server", "--host", "127.0.0.1", "--port", "0"]
-    server += ["--tls-cert", str(pem_files["cert"]), "--tls-key", str(pem_files["key"])]
-    with subprocess.Popen(server, stderr=subprocess.PIPE, text=True, env=env) as process:
-        try:
-            port = read_port(process)
-            client = [sys.executable, "-m", "chat.client", "--host", "127.0.0.1"]
-            client += ["--port", str(port), "--username", "bot", "--cafile", str(pem_files["ca"])]
-            done = subprocess.run(
-                client, input="hello over tls\n", capture_output=True, text=True, env=env,
-                timeout=3 * TIMEOUT,
-            )  # fmt: skip
-            assert done.returncode == 0, done.stderr
-            assert "bot: hello over tls" in done.stdout
-        finally:
-            process.terminate()
-            process.wait(TIMEOUT)
+    tls = ["--tls-cert", str(pem_files["cert"]), "--tls-key", str(pem_files["key"])]
+    with server_program(*tls) as port:
+        client = [sys.executable, "-m", "chat.client", "--host", "127.0.0.1"]
+        client += ["--port", str(port), "--username", "bot", "--cafile", str(pem_files["ca"])]
+        done = subprocess.run(
+            client, input="hello over tls\n", capture_output=True, text=True, timeout=3 * TIMEOUT
+        )
+        assert done.returncode == 0, done.stderr
+        assert "bot: hello over tls" in done.stdout
 
 
 def test_server_program_explains_a_missing_certificate(tmp_path):

@@ -156,7 +156,8 @@ class AsyncioChatServer(BackgroundServer):
             await asyncio.sleep(0.01)
             others = asyncio.all_tasks() - {asyncio.current_task()}
             if others:
-                await asyncio.wait(others, timeout=0.2)
+                left = self._deadline - time.monotonic()  # stop()'s time is nearly up
+                await asyncio.wait(others, timeout=min(0.2, max(0.02, left)))
             for transport in list(self._transports):
                 transport.abort()
             if not others and not self._transports:

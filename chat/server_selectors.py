@@ -151,6 +151,8 @@ class SelectorsChatServer(BackgroundServer):
                 if self._closing or self._accept_paused_until:
                     wait = min(wait, 0.05)
                 for key, mask in select(wait):
+                    if self._stopping.is_set() and stop_phase == 0:
+                        break  # stop first: what is still ready no longer matters
                     conn = key.data
                     if conn == "listener":
                         self._accept()
@@ -234,7 +236,8 @@ class SelectorsChatServer(BackgroundServer):
         except OSError as exc:
             self._drop(conn, f"connection lost: {exc.strerror or exc}")
             return
-        if conn.closing:  # lingering: discard what still arrives, until EOF
+        handshaking = conn.tls is not None and conn.handshake_by
+        if conn.closing and not handshaking:  # lingering: discard what arrives, until EOF
             if not data:
                 self._close(conn)
             return
@@ -246,7 +249,7 @@ class SelectorsChatServer(BackgroundServer):
                 return
             if data is None:  # the peer's TLS goodbye (close_notify): the end
                 data = b""
-            elif not data:  # handshake progress, or half a record
+            elif not data or conn.closing:  # handshake progress, half a record, or too late
                 return
         if not data:
             self._perform(self.core.disconnect(conn, "connection closed by client"))

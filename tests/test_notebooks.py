@@ -135,3 +135,19 @@ def test_run_notebooks_strips_machine_specific_metadata():
     clean(notebook)
     assert notebook.metadata == run_notebooks_module().CLEAN_METADATA
     assert notebook.cells[0].metadata == {"tags": ["keep"]}
+
+
+def test_run_notebooks_joins_pieces_of_one_stream():
+    clean = run_notebooks_module().clean
+    cell = nbformat.v4.new_code_cell("print('server running:', False)")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="server running:"),
+        nbformat.v4.new_output("stream", name="stdout", text=" False\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    clean(notebook)
+    assert [(out.name, out.text) for out in notebook.cells[0].outputs] == [
+        ("stdout", "server running: False\n"),
+        ("stderr", "warning\n"),
+    ]

@@ -57,13 +57,34 @@ def find(names: list[str]) -> list[Path]:
 
 
 def clean(nb: nbformat.NotebookNode) -> None:
-    """Drop machine- and run-specific metadata; keep cell tags and ids."""
+    """Drop machine- and run-specific metadata; keep cell tags and ids.
+
+    Consecutive pieces of the same stream are joined into one output: where the
+    kernel happened to flush ``stdout`` mid-line is an accident of timing.
+    """
     nb.metadata = nbformat.from_dict(CLEAN_METADATA)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("ExecuteTime", None)
         cell.metadata.pop("collapsed", None)
         cell.metadata.pop("scrolled", None)
+        if cell.cell_type == "code":
+            cell.outputs = _join_streams(cell.outputs)
+
+
+def _join_streams(outputs: list) -> list:
+    joined: list = []
+    for output in outputs:
+        previous = joined[-1] if joined else None
+        if (
+            previous is not None
+            and output.output_type == previous.output_type == "stream"
+            and output.name == previous.name
+        ):
+            previous.text = "".join(previous.text) + "".join(output.text)
+        else:
+            joined.append(output)
+    return joined
 
 
 def run(path: Path, timeout: int = CELL_TIMEOUT) -> float:

@@ -193,10 +193,12 @@ class AsyncioChatServer(BackgroundServer):
         if sock is not None:  # asyncio sets it too; say so where readers look
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = _Connection(reader, writer, address)
+        # Connections still closing (lingering) hold sockets too: they count.
+        closing = len(self._connections) - self.core.connection_count
         self._connections.add(conn)
         reason = "connection closed by client"
         try:
-            self._perform(self.core.connect(conn, address))
+            self._perform(self.core.connect(conn, address, closing=closing))
             while True:
                 data = await reader.read(RECV_BYTES)
                 if not data:

@@ -224,9 +224,11 @@ class SelectorsChatServer(BackgroundServer):
                 conn.tls = self.ssl_context.wrap_bio(conn.tls_in, conn.tls_out, server_side=True)
                 conn.handshake_by = time.monotonic() + self._tls_timeout()
                 self._handshaking.add(conn)
+            # Connections still closing (lingering) hold sockets too: they count.
+            closing = len(self._connections) - self.core.connection_count
             self._connections.add(conn)
             self._selector.register(sock, _READ, conn)
-            self._perform(self.core.connect(conn, address))
+            self._perform(self.core.connect(conn, address, closing=closing))
 
     def _read(self, conn: _Connection) -> None:
         try:

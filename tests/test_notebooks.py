@@ -86,6 +86,20 @@ def test_notebook_code_never_uses_the_default_port(path):
         assert not re.search(r"\b12345\b", cell.source), cell.source
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_nbval_marker_stands_alone_on_its_line_with_a_reason_below(path):
+    # nbval only honours "# NBVAL_IGNORE_OUTPUT" when the comment is exactly the marker;
+    # "# NBVAL_IGNORE_OUTPUT -- because ..." is silently ignored.  The reason goes on the
+    # next comment line, so a reader sees why this output is not compared.
+    for cell in code_cells(load(path)):
+        lines = [line.strip() for line in cell.source.splitlines()]
+        for number, line in enumerate(lines):
+            if "NBVAL_" in line:
+                assert re.fullmatch(r"# NBVAL_[A-Z_]+", line), line
+                following = lines[number + 1] if number + 1 < len(lines) else ""
+                assert following.startswith("#"), f"no reason given below {line!r}"
+
+
 @pytest.mark.parametrize("number", sorted(EXERCISES))
 def test_course_notebook_points_to_its_exercise_and_the_exercise_exists(number):
     (path,) = [p for p in NOTEBOOKS if p.name.startswith(number)]

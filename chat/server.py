@@ -57,7 +57,6 @@ shut every socket and join every thread -- all within a couple of seconds.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import signal
@@ -66,14 +65,23 @@ import ssl
 import sys
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from chat.core import Action, ChatCore, Send
+from chat.core import Action, Send
 from chat.limits import Limits
 from chat.limits import add_arguments as add_limit_arguments
+from chat.server_base import (
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    HOUSEKEEPING_INTERVAL,
+    LINGER_SECONDS,
+    LOG_FORMAT,
+    RECV_BYTES,
+    AddressInUseError,
+    ServerBase,
+)
 from chat.tls import TLSChannel, server_context
 
 __all__ = [
@@ -89,23 +97,6 @@ __all__ = [
 
 log = logging.getLogger("chat.server")
 
-DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 12345
-LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
-
-#: Bytes asked of each ``recv``.  Larger reads mean fewer system calls; the
-#: frame decoder copes with any size.
-RECV_BYTES = 64 * 1024
-
-#: After deciding to close a connection, read and discard what the peer still
-#: sends for at most this long, so that our last frame (an error, say) reaches
-#: it.  Closing a socket with unread input makes the kernel send a reset,
-#: which can destroy data the peer has not read yet ("lingering close").
-LINGER_SECONDS = 1.0
-
-#: How often the housekeeping thread checks join and idle timeouts.
-HOUSEKEEPING_INTERVAL = 1.0
-
 #: Seconds a connection the server decided to close may take to receive its
 #: last frames and hang up.  Then both its threads are woken and it is cut off,
 #: even if it ignores our FIN or stopped reading: a half-open connection must
@@ -119,16 +110,6 @@ MAX_TURNING_AWAY = 16
 #: ``send`` flag for "do not wait" (Linux, macOS); 0 where missing (Windows):
 #: then every frame goes through the writer thread.
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-
-# Servers running in this process, by port, so that starting a second server
-# on the same port (re-running a notebook cell) stops the first one instead of
-# failing with "Address already in use".
-_running: weakref.WeakValueDictionary[int, ChatServer] = weakref.WeakValueDictionary()
-_running_lock = threading.Lock()
-
-
-class AddressInUseError(OSError):
-    """The port is taken, most likely by another server that is still running."""
 
 
 class _Connection:
@@ -291,13 +272,14 @@ class _Connection:
             self.shutdown(socket.SHUT_RDWR)  # peer gone: make the reader notice too
 
 
-class ChatServer:
+class ChatServer(ServerBase):
     """A chat server with a thread per client, started in the background.
 
     ``start()`` returns once the server is listening, so a client may connect
     straight away.  Port 0 asks the operating system for any free port; read it
     back from :attr:`address`.  Use ``with ChatServer(...) as server:`` or call
-    :meth:`stop`; :meth:`serve_forever` blocks until Ctrl+C instead.
+    :meth:`stop`; :meth:`serve_forever` blocks until Ctrl+C instead.  The rest
+    of the API is :class:`chat.server_base.ServerBase`'s, shared by every engine.
 
     ``limits`` sets every bound (:class:`chat.limits.Limits`); ``ssl_context``
     (see :func:`chat.tls.server_context`) makes every connection use TLS.
@@ -312,88 +294,30 @@ class ChatServer:
         backlog: int = 128,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.limits = limits or Limits()
-        self.backlog = backlog
-        self.ssl_context = ssl_context
-        self.core = ChatCore(self.limits)
+        super().__init__(host, port, limits=limits, backlog=backlog, ssl_context=ssl_context)
         self._lock = threading.Lock()  # guards core, _connections and _turning_away
         # Per thread: connections that thread queued frames for under the lock,
         # to flush once it has released the lock (see _Connection.flush).
         self._touched = threading.local()
         self._connections: set[_Connection] = set()
         self._turning_away: set[socket.socket] = set()  # refused, being told so
-        self._listener: socket.socket | None = None
         self._threads: list[threading.Thread] = []
-        self._stopping = threading.Event()
-        self._stopped = threading.Event()
-
-    # -- starting and stopping
-
-    def start(self) -> ChatServer:
-        """Bind, listen and start serving in background threads."""
-        if self._listener is not None:
-            raise RuntimeError("this server was already started")
-        if self.port:
-            _stop_earlier_server(self.port)
-        self._listener = _listen(self.host, self.port, self.backlog)
-        self.port = self._listener.getsockname()[1]
-        with _running_lock:
-            _running[self.port] = self
-        for target, name in ((self._accept_loop, "accept"), (self._housekeeping, "housekeeping")):
-            thread = threading.Thread(target=target, name=f"chat-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        log.info("Chat server started on %s:%d", self.host, self.port)
-        log.info("Waiting for connections...")
-        return self
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """The (host, port) the server listens on; the real port if you asked for 0."""
-        if self._listener is None:
-            return (self.host, self.port)
-        try:
-            return self._listener.getsockname()[:2]
-        except OSError:  # stopped: the listening socket is closed
-            return (self.host, self.port)
-
-    @property
-    def running(self) -> bool:
-        return self._listener is not None and not self._stopped.is_set()
 
     def usernames(self) -> list[str]:
         """Who is joined right now."""
         with self._lock:
             return self.core.usernames
 
-    def serve_forever(self) -> None:
-        """Start if needed, then block until :meth:`stop` (or Ctrl+C) stops us."""
-        if self._listener is None:
-            self.start()
-        try:
-            while not self._stopped.wait(0.5):  # a timeout lets Ctrl+C through
-                pass
-        except KeyboardInterrupt:
-            log.info("Interrupted")
-        finally:
-            self.stop()
+    # -- starting and stopping
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Say goodbye to every client, close every socket, join every thread.
+    def _start_serving(self) -> None:
+        for target, name in ((self._accept_loop, "accept"), (self._housekeeping, "housekeeping")):
+            thread = threading.Thread(target=target, name=f"chat-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
-        Half the time is for clients to receive their goodbye; then every
-        remaining socket is shut down hard.  Safe to call more than once.
-        """
-        if self._listener is None:
-            return  # never started: nothing to stop
-        if self._stopping.is_set():
-            self._stopped.wait(timeout)
-            return
-        self._stopping.set()
-        deadline = time.monotonic() + timeout
-        log.info("Shutting down...")
+    def _stop_serving(self) -> None:
+        assert self._listener is not None
         try:
             self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
         except OSError:
@@ -406,30 +330,12 @@ class ChatServer:
             for sock in self._turning_away:
                 _shutdown_quietly(sock)  # their threads end at once
         self._abort(to_abort)
-        _join_all(_threads_of(connections), deadline - timeout / 2)
+        _join_all(_threads_of(connections), self._deadline - self._timeout / 2)
         for conn in connections:
             conn.abort()
-        _join_all([*_threads_of(connections), *self._threads], deadline)
+        _join_all([*_threads_of(connections), *self._threads], self._deadline)
         for conn in connections:
             conn.close_socket()
-        with _running_lock:
-            if _running.get(self.port) is self:
-                del _running[self.port]
-        self._stopped.set()
-        log.info("Server stopped")
-
-    def __enter__(self) -> ChatServer:
-        if self._listener is None:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        host, port = self.address
-        return f"<ChatServer {host}:{port} {state}>"
 
     # -- the threads
 
@@ -602,35 +508,6 @@ class ChatServer:
 # -- helpers
 
 
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
-    """Create, bind and listen: the three steps every TCP server starts with."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # SO_REUSEADDR lets a restarted server bind its port at once, even while
-    # connections from the previous run linger in TIME_WAIT.
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listener.bind((host, port))
-    except OSError as exc:
-        listener.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise AddressInUseError(
-                exc.errno,
-                f"Port {port} on {host} is already in use -- is another chat server running? "
-                "Stop it, or choose another port (--port, or port=0 for any free port).",
-            ) from None
-        raise
-    listener.listen(backlog)
-    return listener
-
-
-def _stop_earlier_server(port: int) -> None:
-    with _running_lock:
-        earlier = _running.get(port)
-    if earlier is not None and earlier.running:
-        log.warning("Stopping the earlier server on port %d that this process started", port)
-        earlier.stop()
-
-
 def _drain(sock: socket.socket, seconds: float) -> None:
     """Read and discard until the peer closes or ``seconds`` pass (lingering close)."""
     deadline = time.monotonic() + seconds
@@ -693,7 +570,7 @@ def create_server(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     **options: Any,
-) -> ChatServer:
+) -> ServerBase:
     """A new, not yet started server of the chosen engine (``limits=...`` etc. pass through)."""
     return engine_class(engine)(host, port, **options)
 

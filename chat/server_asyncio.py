@@ -38,8 +38,12 @@ from collections import deque
 from typing import Any
 
 from chat.core import Action, Send
-from chat.server import HOUSEKEEPING_INTERVAL, LINGER_SECONDS, RECV_BYTES
-from chat.server_base import BackgroundServer
+from chat.server_base import (
+    HOUSEKEEPING_INTERVAL,
+    LINGER_SECONDS,
+    RECV_BYTES,
+    BackgroundServer,
+)
 
 __all__ = ["AsyncioChatServer"]
 

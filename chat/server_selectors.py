@@ -46,8 +46,12 @@ import time
 from collections import deque
 
 from chat.core import Action, Send
-from chat.server import HOUSEKEEPING_INTERVAL, LINGER_SECONDS, RECV_BYTES
-from chat.server_base import BackgroundServer
+from chat.server_base import (
+    HOUSEKEEPING_INTERVAL,
+    LINGER_SECONDS,
+    RECV_BYTES,
+    BackgroundServer,
+)
 
 __all__ = ["SelectorsChatServer"]
 

@@ -126,13 +126,7 @@ def test_stalled_handshake_does_not_block_others_and_is_dropped(make_tls_server,
             pass  # also a way to be dropped
 
 
-def test_server_full_is_said_inside_the_tunnel(make_tls_server, trusting, engine, request):
-    request.applymarker(
-        pytest.mark.xfail(
-            engine == "selectors",
-            reason="the selectors engine closes a refused TLS connection before the handshake",
-        )
-    )
+def test_server_full_is_said_inside_the_tunnel(make_tls_server, trusting):
     server = make_tls_server(Limits(max_clients=1))
     with ChatClient(*server.address, ssl_context=trusting) as alice:
         alice.connect("alice")

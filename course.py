@@ -75,6 +75,9 @@ def main(argv: list[str]) -> int:
         args = [str(python), "-m", "pytest", *rest]
     else:
         args = [str(python), "-m", "jupyter", "lab", FIRST_NOTEBOOK, *rest]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # Containers often run as root; JupyterLab then refuses to start unless told.
+            args.append("--allow-root")
     try:
         return subprocess.run(args, cwd=ROOT).returncode
     except KeyboardInterrupt:

@@ -39,7 +39,6 @@ import selectors
 import socket
 import subprocess
 import sys
-import threading
 import time
 from array import array
 from dataclasses import asdict, dataclass, field
@@ -47,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from chat import protocol
+from chat.server import raise_open_files_limit
 
 __all__ = [
     "LoadResult",
@@ -71,10 +71,6 @@ SEND_BATCH = 16
 #: count to pass the --max-clients test.
 BROADCAST_DEADLINE = 5.0
 
-#: Thread stack size for the threaded engine in a benchmark server: 256 KiB is
-#: plenty for a reader or writer thread, and a thousand threads then reserve
-#: 256 MiB of address space instead of 8 GiB.
-THREAD_STACK_BYTES = 256 * 1024
 
 #: Seconds without any delivery, after everything was sent, that end a load run.
 QUIET_SECONDS = 3.0
@@ -229,12 +225,10 @@ def _serve(engine: str, max_clients: int) -> int:
     import logging
 
     from chat.limits import Limits
-    from chat.server import LOG_FORMAT, create_server
+    from chat.server import LOG_FORMAT, create_server, prepare_process
 
     logging.basicConfig(format=LOG_FORMAT, level=logging.WARNING)
-    raise_open_files_limit()
-    if engine == "threads":
-        threading.stack_size(THREAD_STACK_BYTES)
+    prepare_process(engine)
     limits = Limits(
         rate_limit=0,
         max_clients=max_clients,
@@ -251,22 +245,6 @@ def _serve(engine: str, max_clients: int) -> int:
         pass
     server.stop()
     return 0
-
-
-def raise_open_files_limit() -> int:
-    """Raise this process's open-files limit to the hard limit; return the new limit."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return 0
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
 
 
 # --------------------------------------------------------------------------

@@ -575,6 +575,42 @@ def create_server(
     return engine_class(engine)(host, port, **options)
 
 
+# -- the process
+
+
+#: Thread stack size for the threaded engine when it runs as a program: 256 KiB
+#: is plenty for a reader or writer thread, and 2,000 clients (4,000 threads)
+#: then reserve 1 GiB of address space instead of 32 GiB (8 MiB each by default).
+THREAD_STACK_BYTES = 256 * 1024
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-files limit to the hard limit; return the new limit."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def prepare_process(engine: str) -> None:
+    """Process-wide settings for a server with many clients: run before it starts.
+
+    Every connection is a file descriptor, and many systems allow only 1,024
+    per process unless asked; every threaded-engine client is two threads.
+    """
+    raise_open_files_limit()
+    if engine == "threads":
+        threading.stack_size(THREAD_STACK_BYTES)
+
+
 # -- the command line
 
 
@@ -624,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = {"limits": Limits.from_args(args)}
     if ssl_context is not None:
         options["ssl_context"] = ssl_context
+    prepare_process(args.engine)
     server = create_server(args.engine, args.host, args.port, **options)
 
     def on_sigterm(signum: int, frame: object) -> None:

@@ -86,8 +86,10 @@ USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USERNAME_CHARS}}}")
 # them from chat text (tab and line breaks become a space, including Unicode's
 # LINE and PARAGRAPH SEPARATOR, which some displays break lines at).
 # Lone surrogates go too: JSON's "\ud800" escape makes one, but no UTF-8 can
-# carry it, so relaying it would make encode() fail for every receiver.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# carry it, so relaying it would make encode() fail for every receiver.  So do
+# the bidirectional embeddings, overrides and isolates: "bob: hi \u202e" would
+# display the rest of a line backwards, a classic way to disguise text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 _WHITESPACE_CONTROL = re.compile(r"[\t\n\r\v\f\u2028\u2029]")
 
 

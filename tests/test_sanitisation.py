@@ -24,7 +24,10 @@ from chat.client import ChatClient
 from chat.display import format_event
 from tests.helpers import TIMEOUT, RawPeer
 
-UNSAFE_CHARACTERS = ["\x1b", "\r", "\n", "\x07", "\x9b", "\x85", "\u2028", "\x00", "\x7f"]
+UNSAFE_CHARACTERS = [
+    *("\x1b", "\r", "\n", "\x07", "\x9b", "\x85", "\u2028", "\x00", "\x7f"),
+    *("\u202e", "\u2066", "\u2069"),  # bidirectional override and isolates
+]
 
 HOSTILE_MESSAGES = [
     "\x1b[2J\x1b[Hscreen cleared",
@@ -33,6 +36,7 @@ HOSTILE_MESSAGES = [
     "bell\x07 and CSI \x9b31m red",
     "next line \x85 and line separator \u2028 here",
     "nul \x00 and del \x7f",
+    "harmless \u202egnp.exe and \u2066isolated\u2069 text",
 ]
 
 

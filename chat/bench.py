@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from chat import protocol
-from chat.server import raise_open_files_limit
+from chat.limits import Limits
+from chat.server import ENGINES, LOG_FORMAT, create_server, prepare_process, raise_open_files_limit
 
 __all__ = [
     "LoadResult",
@@ -223,9 +224,6 @@ class ExternalServer(ServerProcess):
 def _serve(engine: str, max_clients: int) -> int:
     """The subprocess side of :class:`ServerProcess`: serve until stdin closes."""
     import logging
-
-    from chat.limits import Limits
-    from chat.server import LOG_FORMAT, create_server, prepare_process
 
     logging.basicConfig(format=LOG_FORMAT, level=logging.WARNING)
     prepare_process(engine)
@@ -997,8 +995,6 @@ def write_report(data: dict[str, Any], path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from chat.server import ENGINES
-
     parser = argparse.ArgumentParser(
         prog="python -m chat.bench", description="Load-test the chat server engines."
     )
@@ -1098,8 +1094,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _engines() -> list[str]:
-    from chat.server import ENGINES
-
     return list(ENGINES)
 
 

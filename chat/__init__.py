@@ -6,16 +6,18 @@ The modules, from the bottom up (each depends only on those above it):
 * :mod:`chat.limits`   -- every bound the server enforces, named and explained.
 * :mod:`chat.tls`      -- TLS over any socket, safe for a reader and a writer thread.
 * :mod:`chat.core`     -- the chat rules, with no I/O: bytes in, actions out.
-* :mod:`chat.server_base` -- what every server engine shares: listening, start, stop.
-* :mod:`chat.server`   -- the threaded server: a thread per client around the core
-  (and ``python -m chat.server``, which runs any engine).
-* :mod:`chat.server_selectors`, :mod:`chat.server_asyncio` -- the same rules
-  served by one event-loop thread (notebook 09 compares the three).
-* :mod:`chat.client`   -- a client for programs: connect, send, ping, receive.
-* :mod:`chat.display`, :mod:`chat.commands` -- what both user interfaces share.
-* :mod:`chat.terminal` -- the terminal program (``python -m chat.client``).
+* :mod:`chat.server`   -- the engines that move bytes between sockets and the
+  core: :mod:`chat.server.base` (what they share), then one module per engine
+  (``engine_threads``, ``engine_selectors``, ``engine_asyncio``), and
+  ``python -m chat.server``.
+* :mod:`chat.client`   -- :mod:`chat.client.connection` (``ChatClient``, for
+  programs), :mod:`chat.client.commands` and :mod:`chat.client.display` (what
+  both user interfaces share), :mod:`chat.client.terminal`
+  (``python -m chat.client``).
 * :mod:`chat.widget`   -- the chat client as a Jupyter widget (needs ipywidgets).
-* :mod:`chat.bench`    -- the load generator (``python -m chat.bench``).
+
+The load generator (``python -m benchmarks``) and the course's tools live
+outside the package: they are not part of the chat.
 
 Run ``python -m chat.server`` in one terminal and ``python -m chat.client`` in
 two others to chat.
@@ -27,20 +29,20 @@ import importlib
 from typing import Any
 
 # The public names, and the module each lives in.  They are imported on first
-# use rather than here, so that ``python -m chat.server`` does not import
-# chat.server twice (once as a package member, once as the program).
+# use rather than here, so that ``import chat.protocol`` (all a client in
+# another program may need) does not also load threads, sockets and TLS.
 _EXPORTS = {
-    "ChatClient": "chat.client",
-    "ChatError": "chat.client",
-    "ConnectError": "chat.client",
-    "ConnectionClosed": "chat.client",
-    "JoinError": "chat.client",
+    "ChatClient": "chat.client.connection",
+    "ChatError": "chat.client.connection",
+    "ConnectError": "chat.client.connection",
+    "ConnectionClosed": "chat.client.connection",
+    "JoinError": "chat.client.connection",
     "ChatCore": "chat.core",
     "Limits": "chat.limits",
     "FrameDecoder": "chat.protocol",
     "ProtocolError": "chat.protocol",
     "encode": "chat.protocol",
-    "ChatServer": "chat.server",
+    "ChatServer": "chat.server.engine_threads",
 }
 
 __all__ = sorted(_EXPORTS)

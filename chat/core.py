@@ -38,7 +38,7 @@ from chat import protocol
 from chat.limits import Limits
 from chat.protocol import FrameDecoder, ProtocolError
 
-log = logging.getLogger("chat.server")
+log = logging.getLogger(__name__)
 
 ConnId = Hashable
 

@@ -35,6 +35,8 @@ import re
 from typing import Any
 
 __all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
     "ENCODING",
     "MAX_FRAME_BYTES",
     "MAX_MESSAGE_CHARS",
@@ -61,6 +63,11 @@ __all__ = [
 
 ENCODING = "utf-8"
 DELIMITER = b"\n"
+
+#: Where clients look for a server, and where a server listens, unless told
+#: otherwise.  ``localhost`` accepts connections from this machine only.
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 12345
 
 #: The longest frame, in bytes without its newline, that the server accepts.
 #: IRC allows 512 bytes, XMPP servers such as Prosody 256 KiB.  64 KiB holds the

@@ -10,8 +10,8 @@
 A :class:`ChatWidget` is an ipywidgets ``VBox``: a status line, the message log
 next to the list of who is online, and an input with a Send button.  Below it
 sits the same :class:`chat.client.ChatClient` the terminal program uses, and
-the lines it shows are worded by :mod:`chat.display` and the slash commands
-parsed by :mod:`chat.commands`, so both user interfaces behave alike.  This is
+the lines it shows are worded by :mod:`chat.client.display` and the slash commands
+parsed by :mod:`chat.client.commands`, so both user interfaces behave alike.  This is
 the only module of the package that needs anything outside the standard
 library (``pip install ipywidgets``).
 
@@ -45,7 +45,7 @@ All three change what the widget shows, and that needs care:
   lands in whichever cell happens to be running.  The widget prints nothing.
 
 Safety: everything a peer sent (names, messages, the server's own words) goes
-through :func:`chat.display.safe_text` -- control characters become visible
+through :func:`chat.client.display.safe_text` -- control characters become visible
 symbols -- and then :func:`html.escape`, because the ``HTML`` widget assigns
 its value to ``innerHTML``: an unescaped ``<img src=x onerror=alert(1)>`` from
 a peer would run script in your browser.  Only this module writes tags.
@@ -85,9 +85,9 @@ except ImportError as exc:  # the rest of the package needs only the standard li
         "chat.widget needs ipywidgets: pip install ipywidgets (python3 course.py lab installs it)"
     ) from exc
 
-from chat.client import DEFAULT_HOST, DEFAULT_PORT, ChatClient, ChatError
-from chat.commands import HELP_TEXT, message_text, parse_command
-from chat.display import (
+from chat.client import ChatClient, ChatError
+from chat.client.commands import HELP_TEXT, message_text, parse_command
+from chat.client.display import (
     clock_time,
     format_event,
     format_pong,
@@ -96,6 +96,7 @@ from chat.display import (
     safe_text,
 )
 from chat.limits import KEEPALIVE_INTERVAL
+from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from chat.server import ChatServer
 
 __all__ = ["CONNECTED", "CONNECTING", "DISCONNECTED", "ChatDemo", "ChatWidget", "demo"]

@@ -1,6 +1,6 @@
 """The load generator counts every delivery right, on every engine.
 
-These tests check what ``chat.bench`` *reports* -- expected, delivered, lost,
+These tests check what ``python -m benchmarks`` *reports* -- expected, delivered, lost,
 errors -- never how fast anything is: speed is for the benchmark's own output
 (benchmarks/results.md), not for assertions that would fail on a busy machine.
 """
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from chat.bench import ExternalServer, max_clients, run_load
+from benchmarks.loadgen import ExternalServer, max_clients, run_load
 from chat.limits import Limits
 from chat.server import create_server
 
@@ -53,7 +53,7 @@ def test_max_clients_ramp_reports_the_largest_count_that_works(make_server):
 
 
 def test_command_line_starts_its_own_server_and_prints_json():
-    command = [sys.executable, "-m", "chat.bench", "--engine", "selectors"]
+    command = [sys.executable, "-m", "benchmarks", "--engine", "selectors"]
     command += ["--clients", "3", "--messages", "5", "--json"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr

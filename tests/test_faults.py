@@ -25,7 +25,7 @@ import pytest
 from chat import protocol
 from chat.client import ChatClient
 from chat.limits import Limits
-from chat.server import MAX_TURNING_AWAY
+from chat.server.engine_threads import MAX_TURNING_AWAY
 from tests.helpers import TIMEOUT, RawPeer, wait_for
 
 needs_proc_fd = pytest.mark.skipif(
@@ -201,8 +201,10 @@ def test_connection_flood_on_a_full_server_does_not_make_threads_without_bound(m
 @pytest.mark.engines("threads")
 def test_connections_still_being_closed_count_toward_max_clients(make_server, monkeypatch):
     """Else a peer could get itself closed at once, ignore it, and open the next, without end."""
-    monkeypatch.setattr("chat.server.LINGER_SECONDS", 10.0)  # a long close, for a slow machine
-    monkeypatch.setattr("chat.server.CLOSE_TIMEOUT", 10.0)
+    monkeypatch.setattr(
+        "chat.server.engine_threads.LINGER_SECONDS", 10.0
+    )  # a long close, for a slow machine
+    monkeypatch.setattr("chat.server.engine_threads.CLOSE_TIMEOUT", 10.0)
     server = make_server(Limits(max_clients=2))
     with RawPeer(server.address) as ignorer:
         ignorer.send(b"\xff\n")  # invalid UTF-8: the server closes, and we ignore it

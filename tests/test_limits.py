@@ -23,7 +23,7 @@ from chat import protocol
 from chat.client import ChatClient
 from chat.limits import FLOOD_DISCONNECT_STRIKES, Limits, add_arguments
 from chat.protocol import MAX_FRAME_BYTES, MAX_MESSAGE_CHARS, MAX_SERVER_FRAME_BYTES
-from chat.server import build_parser
+from chat.server.__main__ import build_parser
 from tests.helpers import TIMEOUT, RawPeer, server_program, wait_for
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from chat import protocol
 from chat.client import ChatClient
-from chat.display import format_event
+from chat.client.display import format_event
 from tests.helpers import TIMEOUT, RawPeer
 
 UNSAFE_CHARACTERS = [

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from chat.commands import parse_command
-from chat.display import format_event, safe_text
-from chat.terminal import Screen
+from chat.client.commands import parse_command
+from chat.client.display import format_event, safe_text
+from chat.client.terminal import Screen
 from tests.helpers import TIMEOUT, FakeServer, RawPeer, free_port, read_until
 
 try:

@@ -56,46 +56,28 @@ shut every socket and join every thread -- all within a couple of seconds.
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import logging
-import signal
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
 
 from chat.core import Action, Send
 from chat.limits import Limits
-from chat.limits import add_arguments as add_limit_arguments
-from chat.server_base import (
-    DEFAULT_HOST,
-    DEFAULT_PORT,
+from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
+from chat.server.base import (
     HOUSEKEEPING_INTERVAL,
     LINGER_SECONDS,
-    LOG_FORMAT,
     RECV_BYTES,
-    AddressInUseError,
     ServerBase,
 )
-from chat.tls import TLSChannel, server_context
+from chat.tls import TLSChannel
 
-__all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_PORT",
-    "ENGINES",
-    "LOG_FORMAT",
-    "AddressInUseError",
-    "ChatServer",
-    "create_server",
-    "main",
-]
+__all__ = ["ChatServer"]
 
-log = logging.getLogger("chat.server")
+log = logging.getLogger(__name__)
 
 #: Seconds a connection the server decided to close may take to receive its
 #: last frames and hang up.  Then both its threads are woken and it is cut off,
@@ -279,7 +261,7 @@ class ChatServer(ServerBase):
     straight away.  Port 0 asks the operating system for any free port; read it
     back from :attr:`address`.  Use ``with ChatServer(...) as server:`` or call
     :meth:`stop`; :meth:`serve_forever` blocks until Ctrl+C instead.  The rest
-    of the API is :class:`chat.server_base.ServerBase`'s, shared by every engine.
+    of the API is :class:`chat.server.base.ServerBase`'s, shared by every engine.
 
     ``limits`` sets every bound (:class:`chat.limits.Limits`); ``ssl_context``
     (see :func:`chat.tls.server_context`) makes every connection use TLS.
@@ -541,147 +523,3 @@ def _join_all(threads: Iterable[threading.Thread], deadline: float) -> None:
     for thread in threads:
         if thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
-
-
-# -- the engines
-
-#: Three server designs that obey the same rules (:class:`chat.core.ChatCore`)
-#: and offer the same API: this module's thread per client, a ``selectors``
-#: event loop and ``asyncio``.  Values are "module:class", imported only when
-#: chosen, so importing this module stays light.
-ENGINES: dict[str, str] = {
-    "threads": "chat.server:ChatServer",
-    "selectors": "chat.server_selectors:SelectorsChatServer",
-    "asyncio": "chat.server_asyncio:AsyncioChatServer",
-}
-
-
-def engine_class(engine: str) -> type:
-    """The server class of an engine named in :data:`ENGINES`."""
-    try:
-        module_name, class_name = ENGINES[engine].split(":")
-    except KeyError:
-        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}") from None
-    return getattr(importlib.import_module(module_name), class_name)
-
-
-def create_server(
-    engine: str = "threads",
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    **options: Any,
-) -> ServerBase:
-    """A new, not yet started server of the chosen engine (``limits=...`` etc. pass through)."""
-    return engine_class(engine)(host, port, **options)
-
-
-# -- the process
-
-
-#: Thread stack size for the threaded engine when it runs as a program: 256 KiB
-#: is plenty for a reader or writer thread, and 2,000 clients (4,000 threads)
-#: then reserve 1 GiB of address space instead of 32 GiB (8 MiB each by default).
-THREAD_STACK_BYTES = 256 * 1024
-
-
-def raise_open_files_limit() -> int:
-    """Raise this process's open-files limit to the hard limit; return the new limit."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return 0
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-        except (ValueError, OSError):
-            pass
-    return soft
-
-
-def prepare_process(engine: str) -> None:
-    """Process-wide settings for a server with many clients: run before it starts.
-
-    Every connection is a file descriptor, and many systems allow only 1,024
-    per process unless asked; every threaded-engine client is two threads.
-    """
-    raise_open_files_limit()
-    if engine == "threads":
-        threading.stack_size(THREAD_STACK_BYTES)
-
-
-# -- the command line
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m chat.server", description="Run a chat server.")
-    parser.add_argument(
-        "--host",
-        default=DEFAULT_HOST,
-        help="address to listen on (default: %(default)s; 0.0.0.0 means every interface)",
-    )
-    parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s; 0: any free)"
-    )
-    parser.add_argument(
-        "--engine",
-        default="threads",
-        choices=list(ENGINES),
-        help="server design: a thread per client, a selectors event loop or asyncio "
-        "(default: %(default)s)",
-    )
-    parser.add_argument(
-        "--log-level",
-        default="INFO",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        help="how much to log (default: %(default)s)",
-    )
-    tls = parser.add_argument_group("TLS (README: Security)")
-    tls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve over TLS")
-    tls.add_argument("--tls-key", metavar="PEM", help="private key, if not in the --tls-cert file")
-    add_limit_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(format=LOG_FORMAT, level=args.log_level)
-    ssl_context = None
-    if args.tls_key and not args.tls_cert:
-        parser.error("--tls-key needs --tls-cert")
-    if args.tls_cert:
-        try:
-            ssl_context = server_context(args.tls_cert, args.tls_key)
-        except (OSError, ValueError) as exc:  # missing file, wrong format, key does not match
-            print(f"error: cannot load the TLS certificate or key: {exc}", file=sys.stderr)
-            return 1
-    options: dict[str, Any] = {"limits": Limits.from_args(args)}
-    if ssl_context is not None:
-        options["ssl_context"] = ssl_context
-    prepare_process(args.engine)
-    server = create_server(args.engine, args.host, args.port, **options)
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt  # handled like Ctrl+C by serve_forever
-
-    # Before start(): whoever reads "Chat server started" may send SIGTERM at
-    # once, and without a handler SIGTERM kills the process on the spot.
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        server.start()
-        server.serve_forever()  # returns after Ctrl+C or SIGTERM
-    except KeyboardInterrupt:  # one that came while starting, before serve_forever waited
-        server.stop()
-    except AddressInUseError as exc:
-        print(f"error: {exc.strerror}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

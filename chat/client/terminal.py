@@ -25,16 +25,17 @@ import threading
 from collections.abc import Callable
 
 from chat import protocol
-from chat.client import DEFAULT_HOST, DEFAULT_PORT, ChatClient, ChatError, JoinError
-from chat.commands import HELP_TEXT, parse_command
-from chat.commands import message_text as text_to_send
-from chat.display import (
+from chat.client.commands import HELP_TEXT, parse_command
+from chat.client.commands import message_text as text_to_send
+from chat.client.connection import ChatClient, ChatError, JoinError
+from chat.client.display import (
     format_event,
     format_pong,
     format_unknown_command,
     format_users,
     safe_text,
 )
+from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 
 try:
     import readline

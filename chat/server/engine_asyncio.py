@@ -4,7 +4,7 @@ Run it with ``python -m chat.server --engine asyncio``.  Same rules as the other
 engines (they all drive :class:`chat.core.ChatCore`), written the way most new
 Python network code is written.
 
-What asyncio is: the event loop of :mod:`chat.server_selectors`, written once,
+What asyncio is: the event loop of :mod:`chat.server.engine_selectors`, written once,
 well, and hidden behind ``async``/``await``.  Each client gets a coroutine that
 reads as plainly as the threaded server's reader::
 
@@ -38,7 +38,7 @@ from collections import deque
 from typing import Any
 
 from chat.core import Action, Send
-from chat.server_base import (
+from chat.server.base import (
     HOUSEKEEPING_INTERVAL,
     LINGER_SECONDS,
     RECV_BYTES,
@@ -47,7 +47,7 @@ from chat.server_base import (
 
 __all__ = ["AsyncioChatServer"]
 
-log = logging.getLogger("chat.server")
+log = logging.getLogger(__name__)
 
 
 class _Connection:

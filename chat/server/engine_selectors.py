@@ -46,7 +46,7 @@ import time
 from collections import deque
 
 from chat.core import Action, Send
-from chat.server_base import (
+from chat.server.base import (
     HOUSEKEEPING_INTERVAL,
     LINGER_SECONDS,
     RECV_BYTES,
@@ -55,7 +55,7 @@ from chat.server_base import (
 
 __all__ = ["SelectorsChatServer"]
 
-log = logging.getLogger("chat.server")
+log = logging.getLogger(__name__)
 
 #: New connections accepted per turn of the loop, so a flood of connects cannot
 #: starve the clients already there.

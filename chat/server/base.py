@@ -2,8 +2,8 @@
 
 Three engines serve the same chat rules (:class:`chat.core.ChatCore`):
 :class:`chat.server.ChatServer` runs a thread per client; the ``selectors``
-engine (:mod:`chat.server_selectors`) and the ``asyncio`` engine
-(:mod:`chat.server_asyncio`) run *one* thread that waits for whichever socket
+engine (:mod:`chat.server.engine_selectors`) and the ``asyncio`` engine
+(:mod:`chat.server.engine_asyncio`) run *one* thread that waits for whichever socket
 is ready and serves it, so they need no lock around the core.  Outside they
 are alike -- ``start()``, ``address``, ``running``, ``usernames()``,
 ``stop()``, ``serve_forever()``, ``with`` -- so tests, notebooks and the
@@ -29,10 +29,9 @@ import weakref
 
 from chat.core import ChatCore
 from chat.limits import Limits
+from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 
 __all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_PORT",
     "LOG_FORMAT",
     "AddressInUseError",
     "BackgroundServer",
@@ -40,10 +39,8 @@ __all__ = [
     "listen",
 ]
 
-log = logging.getLogger("chat.server")
+log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 12345
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 
 #: Bytes asked of each ``recv``.  Larger reads mean fewer system calls; the
@@ -71,15 +68,23 @@ class AddressInUseError(OSError):
 
 
 def listen(host: str, port: int, backlog: int) -> socket.socket:
-    """Create, bind and listen: the three steps every TCP server starts with."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    # SO_REUSEADDR lets a restarted server bind its port at once, even while
-    # connections from the previous run linger in TIME_WAIT.
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    """Create, bind and listen: the three steps every TCP server starts with.
+
+    :func:`socket.create_server` does them with the right options for each
+    platform: ``SO_REUSEADDR`` on POSIX, so that a restarted server binds its
+    port at once even while connections from the previous run linger in
+    ``TIME_WAIT`` -- but not on Windows, where that option would let a second
+    server take over a port in use.  An IPv6 address such as ``::`` listens on
+    IPv6, and on IPv4 too where the system allows one socket to do both
+    ("dual stack").
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    dual_stack = family == socket.AF_INET6 and host in ("::", "") and socket.has_dualstack_ipv6()
     try:
-        listener.bind((host, port))
+        return socket.create_server(
+            (host, port), family=family, backlog=backlog, dualstack_ipv6=dual_stack
+        )
     except OSError as exc:
-        listener.close()
         if exc.errno == errno.EADDRINUSE:
             raise AddressInUseError(
                 exc.errno,
@@ -87,8 +92,6 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
                 "Stop it, or choose another port (--port, or port=0 for any free port).",
             ) from None
         raise
-    listener.listen(backlog)
-    return listener
 
 
 def _stop_earlier_server(port: int) -> None:

@@ -88,7 +88,7 @@ def format_event(event: dict[str, Any]) -> str | None:
     return None  # pong, and types from extensions we do not know
 
 
-# The answers to the slash commands of chat.commands, worded once for both clients.
+# The answers to the slash commands of chat.client.commands, worded once for both clients.
 
 
 def format_pong(rtt: float) -> str:

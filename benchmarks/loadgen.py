@@ -1,13 +1,13 @@
-"""A load generator: how many messages a second, how fast, how many users?
+"""The load generator: how many messages a second, how fast, how many users?
 
 Run it from a terminal (it starts its own server in a subprocess, on a free
 port on 127.0.0.1, with the rate limit off)::
 
-    python -m chat.bench --engine threads --clients 50 --messages 50
-    python -m chat.bench --engine asyncio --clients 10 --messages 200 --rate 100
-    python -m chat.bench --engine selectors --max-clients
-    python -m chat.bench --suite                 # everything; writes benchmarks/
-    python -m chat.bench --port 12345            # against a server you started
+    python -m benchmarks --engine threads --clients 50 --messages 50
+    python -m benchmarks --engine asyncio --clients 10 --messages 200 --rate 100
+    python -m benchmarks --engine selectors --max-clients
+    python -m benchmarks --suite                 # everything; writes benchmarks/
+    python -m benchmarks --port 12345            # against a server you started
 
 What it does.  It opens N clients, joins them, has each send M chat messages
 (as fast as it can, or R a second each) and makes every client read
@@ -18,7 +18,7 @@ duplicated or out of order, and how long it took.
 Why one thread?  The generator must not be the bottleneck, and a thread per
 client would make it just as GIL-bound as the server it measures.  So it is an
 event loop itself: non-blocking sockets and :mod:`selectors`, like
-:mod:`chat.server_selectors`.  It parses only what it must (a regular
+:mod:`chat.server.engine_selectors`.  It parses only what it must (a regular
 expression finds the three numbers in each chat frame; nothing else is
 decoded) and reports its own CPU share: near 100 % would mean it, not the
 server, set the pace.  The server runs in another *process*, so the two do not
@@ -29,9 +29,7 @@ Every loop here is bounded in count and in time; traffic goes to 127.0.0.1 only.
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
 import os
 import platform
 import re
@@ -41,13 +39,13 @@ import subprocess
 import sys
 import time
 from array import array
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chat import protocol
 from chat.limits import Limits
-from chat.server import ENGINES, LOG_FORMAT, create_server, prepare_process, raise_open_files_limit
+from chat.server import LOG_FORMAT, create_server, prepare_process
 
 __all__ = [
     "LoadResult",
@@ -85,8 +83,10 @@ DEFAULT_STEPS = (100, 500, 1000, 2000, 5000, 10000)
 #: them as slow readers, which measures the generator, not the server.
 BENCH_SEND_QUEUE_BYTES = 8 * 1024 * 1024
 
+#: The repository folder: the server subprocess runs ``python -m benchmarks`` there.
+ROOT = Path(__file__).resolve().parent.parent
+
 _CHAT = re.compile(rb'"message":"(\d+) (\d+) (\d+)')
-_RESULTS_DIR = Path("benchmarks")
 
 
 # --------------------------------------------------------------------------
@@ -154,10 +154,10 @@ class ServerProcess:
         self.address = ("127.0.0.1", 0)
 
     def start(self) -> ServerProcess:
-        command = [sys.executable, "-m", "chat.bench", "--serve", self.engine]
+        command = [sys.executable, "-m", "benchmarks", "--serve", self.engine]
         command += ["--serve-max-clients", str(self.max_clients)]
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()  # "port 43117", once listening
@@ -787,315 +787,3 @@ def format_max_clients(result: MaxClientsResult) -> str:
     if result.idle_rss_per_client_kb is not None:
         rows.append(f"  memory per idle client: {result.idle_rss_per_client_kb:.0f} KiB")
     return "\n".join(rows)
-
-
-# --------------------------------------------------------------------------
-# The standard suite: what benchmarks/results.md reports
-
-
-#: (clients, messages per client, rate per client) the targets are stated for,
-#: and a longer run (half a million deliveries) to compare the engines' speed:
-#: a 50 × 50 run lasts a few tenths of a second, too short to rank them.
-TARGET_RUNS = ((10, 200, 0.0), (50, 50, 0.0), (10, 200, 100.0), (50, 200, 0.0))
-
-#: Runs of each target; the check uses the median.  One run's p99 is the
-#: slowest 1 % of its deliveries, and on a machine shared with other work a
-#: few scheduling hiccups decide it: three runs show how much it varies.
-TARGET_REPEATS = 3
-
-#: Client counts of the sweeps the performance notebook plots.
-SWEEP_CLIENTS = (5, 10, 25, 50, 100)
-SWEEP_DELIVERIES = 200_000  # as fast as possible: about this many deliveries a run
-SWEEP_MAX_MESSAGES = 2000
-SWEEP_PACED = (20, 10.0)  # 20 messages at 10 a second each: latency under a steady load
-
-#: Largest client count each engine is expected to hold (and tried up to).
-MAX_CLIENTS_TARGET = {"threads": 2000, "selectors": 10000, "asyncio": 10000}
-
-
-def run_suite(path: Path, *, progress: bool = False) -> int:
-    """Run every standard benchmark on every engine; write JSON and a Markdown report."""
-    data: dict[str, Any] = {"machine": machine_info(), "load": [], "max_clients": []}
-
-    def load(engine: str, clients: int, messages: int, rate: float, kind: str) -> None:
-        with ServerProcess(engine) as server:
-            result = run_load(
-                server.address,
-                clients=clients,
-                messages=messages,
-                rate=rate,
-                engine=engine,
-                server=server,
-                progress=progress,
-            )
-        row = asdict(result)
-        row["kind"] = kind
-        data["load"].append(row)
-        print(format_load([result]).splitlines()[-1], flush=True)
-
-    print(format_load([]), flush=True)
-    for engine in _engines():
-        for clients, messages, rate in TARGET_RUNS:
-            for _ in range(TARGET_REPEATS):
-                load(engine, clients, messages, rate, "target")
-        for clients in SWEEP_CLIENTS:
-            messages = min(SWEEP_MAX_MESSAGES, SWEEP_DELIVERIES // clients**2)
-            load(engine, clients, messages, 0.0, "sweep")
-            load(engine, clients, *SWEEP_PACED, "sweep-paced")
-    for engine in _engines():
-        target = MAX_CLIENTS_TARGET.get(engine, 10000)
-        steps = (*tuple(n for n in DEFAULT_STEPS if n < target), target)
-        with ServerProcess(engine) as server:
-            ramp = max_clients(server, steps=steps, progress=progress)
-        data["max_clients"].append(asdict(ramp))
-        print(format_max_clients(ramp), flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=1) + "\n")
-    report = path.with_suffix(".md")
-    write_report(data, report)
-    print(f"wrote {path} and {report}")
-    return 0
-
-
-def check_targets(data: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
-    """(target, measured, engine, met) for every target of the performance issue."""
-    rows: list[tuple[str, str, str, bool]] = []
-
-    def find(
-        engine: str, clients: int, messages: int, rate: float, key: str = ""
-    ) -> dict[str, Any] | None:
-        """The median run (by p99 when paced, by throughput otherwise) of a target."""
-        rows = [
-            row
-            for row in data["load"]
-            if row.get("kind", "target") == "target"
-            and (row["engine"], row["clients"], row["messages"], row["rate"])
-            == (engine, clients, messages, rate)
-        ]
-        key = key or ("latency_p99_ms" if rate else "deliveries_per_s")
-        rows.sort(key=lambda row: row[key])
-        return rows[len(rows) // 2] if rows else None
-
-    bad = [r for r in data["load"] if r["lost"] or r["duplicated"] or r["out_of_order"]]
-    rows.append(
-        (
-            "nothing lost, duplicated or reordered, any run, any engine",
-            f"{len(data['load'])} runs, {len(bad)} with a problem",
-            "all",
-            not bad,
-        )
-    )
-    threads = find("threads", 50, 50, 0.0)
-    if threads:
-        rate = threads["deliveries_per_s"]
-        rows.append(
-            (
-                "≥ 100,000 deliveries/s at 50×50 (median run)",
-                f"{rate:,.0f}/s",
-                "threads",
-                rate >= 100_000,
-            )
-        )
-    paced = find("threads", 10, 200, 100.0)
-    if paced:
-        p99 = paced["latency_p99_ms"]
-        rows.append(
-            ("p99 ≤ 2 ms at 10×200, 100/s (median run)", f"{p99:.2f} ms", "threads", p99 <= 2.0)
-        )
-    for engine in ("selectors", "asyncio"):
-        for clients, messages, rate in TARGET_RUNS[2:]:  # the paced run and the long one
-            key = "latency_p50_ms" if rate else ""
-            mine, theirs = (
-                find(engine, clients, messages, rate, key),
-                find("threads", clients, messages, rate, key),
-            )
-            if not (mine and theirs):
-                continue
-            if rate:  # judged on p50: one run's p99 is decided by scheduling noise
-                ok = mine["latency_p50_ms"] <= theirs["latency_p50_ms"] * 1.1
-                text = (
-                    f"p50 {mine['latency_p50_ms']:.2f} ms vs {theirs['latency_p50_ms']:.2f} ms "
-                    f"(p99 {mine['latency_p99_ms']:.2f} vs {theirs['latency_p99_ms']:.2f})"
-                )
-            else:
-                ok = mine["deliveries_per_s"] >= theirs["deliveries_per_s"]
-                text = f"{mine['deliveries_per_s']:,.0f}/s vs {theirs['deliveries_per_s']:,.0f}/s"
-            label = f"at least as fast as threads, {clients}×{messages}" + (
-                f" at {rate:g}/s" if rate else ""
-            )
-            rows.append((label, text, engine, ok))
-    for ramp in data["max_clients"]:
-        target = MAX_CLIENTS_TARGET.get(ramp["engine"], 0)
-        per = ramp.get("idle_rss_per_client_kb")
-        text = f"{ramp['largest_ok']:,}" + (f" ({per:.0f} KiB per idle client)" if per else "")
-        rows.append(
-            (f"{target:,} joined clients", text, ramp["engine"], ramp["largest_ok"] >= target)
-        )
-    return rows
-
-
-REPORT_BEGIN = "<!-- generated by python -m chat.bench --suite: begin -->"
-REPORT_END = "<!-- generated by python -m chat.bench --suite: end -->"
-
-
-def write_report(data: dict[str, Any], path: Path) -> None:
-    """Write the measured tables into ``path``, keeping any hand-written text around them."""
-    machine = data["machine"]
-    lines = [
-        REPORT_BEGIN,
-        "",
-        f"Measured {machine['date']} on {machine['cpus']} × {machine['cpu_model']}, "
-        f"Python {machine['python']}, {machine['system']}; load average "
-        f"{machine.get('load_average') or 0:.1f} when the suite started (other work shares "
-        "these CPUs).",
-        "",
-        "| target | measured | engine | met |",
-        "| --- | --- | --- | --- |",
-    ]
-    for target, measured, engine, met in check_targets(data):
-        lines.append(f"| {target} | {measured} | {engine} | {'yes' if met else '**no**'} |")
-    lines += [
-        "",
-        "All load runs (deliveries: every message to every client; latency in ms):",
-        "",
-        "| engine | kind | clients | msgs | rate | expected | lost | dup | ooo | deliveries/s "
-        "| p50 | p90 | p99 | max | join s | gen CPU | server CPU |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in data["load"]:
-        server_cpu = f"{r['server_cpu']:.0%}" if r["server_cpu"] is not None else "-"
-        lines.append(
-            f"| {r['engine']} | {r.get('kind', '')} | {r['clients']} | {r['messages']} "
-            f"| {r['rate'] or '-'} | {r['expected']:,} | {r['lost']} | {r['duplicated']} "
-            f"| {r['out_of_order']} | {r['deliveries_per_s']:,.0f} | {r['latency_p50_ms']:.2f} "
-            f"| {r['latency_p90_ms']:.2f} | {r['latency_p99_ms']:.2f} "
-            f"| {r['latency_max_ms']:.1f} | {r['connect_join_s']:.2f} "
-            f"| {r['generator_cpu']:.0%} | {server_cpu} |"
-        )
-    lines += ["", "Concurrent joined clients (`--max-clients`):", ""]
-    for ramp in data["max_clients"]:
-        lines += ["```", format_max_clients(MaxClientsResult(**ramp)), "```"]
-    lines += ["", REPORT_END]
-    block = "\n".join(lines)
-    old = (
-        path.read_text() if path.exists() else "# Benchmark results\n\n" + REPORT_BEGIN + REPORT_END
-    )
-    if REPORT_BEGIN in old and REPORT_END in old:
-        head, rest = old.split(REPORT_BEGIN, 1)
-        tail = rest.split(REPORT_END, 1)[1]
-        text = head + block + tail
-    else:
-        text = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
-# --------------------------------------------------------------------------
-# The command line
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m chat.bench", description="Load-test the chat server engines."
-    )
-    parser.add_argument(
-        "--engine",
-        default="all",
-        choices=[*ENGINES, "all"],
-        help="engine to start and measure (default: all three, one after the other)",
-    )
-    parser.add_argument("--clients", type=int, default=50, help="clients (default: %(default)s)")
-    parser.add_argument(
-        "--messages", type=int, default=50, help="messages per client (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--rate",
-        type=float,
-        default=0.0,
-        help="messages a second per client; 0: as fast as possible (default)",
-    )
-    parser.add_argument("--padding", type=int, default=0, help="extra characters per message")
-    parser.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds each phase may take at most"
-    )
-    parser.add_argument(
-        "--max-clients",
-        action="store_true",
-        help="ramp up idle clients in steps; report the largest count that still works",
-    )
-    parser.add_argument(
-        "--steps",
-        default=",".join(map(str, DEFAULT_STEPS)),
-        help="client counts for --max-clients (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--suite",
-        action="store_true",
-        help="run the standard benchmarks and write benchmarks/results.json",
-    )
-    parser.add_argument(
-        "--port", type=int, help="measure a server already running on 127.0.0.1:PORT"
-    )
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
-    parser.add_argument("--output", type=Path, help="also write the JSON results to this file")
-    parser.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
-    parser.add_argument("--serve", metavar="ENGINE", help=argparse.SUPPRESS)
-    parser.add_argument("--serve-max-clients", type=int, default=20000, help=argparse.SUPPRESS)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.serve:
-        return _serve(args.serve, args.serve_max_clients)
-    raise_open_files_limit()
-    progress = not args.quiet and sys.stderr.isatty()
-    if args.suite:
-        return run_suite(args.output or _RESULTS_DIR / "results.json", progress=progress)
-    if args.port is not None:
-        engines = ["external"]
-    else:
-        engines = list(_engines()) if args.engine == "all" else [args.engine]
-    output: dict[str, Any] = {"machine": machine_info(), "load": [], "max_clients": []}
-    loads: list[LoadResult] = []
-    for engine in engines:
-        if args.port is not None:
-            server: ServerProcess = ExternalServer(("127.0.0.1", args.port))
-        else:
-            server = ServerProcess(engine)
-        with server:
-            if args.max_clients:
-                steps = tuple(int(s) for s in args.steps.split(",") if s.strip())
-                ramp = max_clients(server, steps=steps, progress=progress)
-                output["max_clients"].append(asdict(ramp))
-                if not args.json:
-                    print(format_max_clients(ramp), flush=True)
-                continue
-            result = run_load(
-                server.address,
-                clients=args.clients,
-                messages=args.messages,
-                rate=args.rate,
-                padding=args.padding,
-                engine=engine,
-                timeout=args.timeout,
-                server=server,
-                progress=progress,
-            )
-        loads.append(result)
-        output["load"].append(asdict(result))
-    if args.json:
-        print(json.dumps(output, indent=2))
-    elif loads:
-        print(format_load(loads))
-    if args.output:
-        args.output.write_text(json.dumps(output, indent=2) + "\n")
-    return 0 if all(r.ok for r in loads) else 1
-
-
-def _engines() -> list[str]:
-    return list(ENGINES)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

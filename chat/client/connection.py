@@ -1,7 +1,7 @@
 """A chat client for programs: connect, join, send, ping, receive, close.
 
 ``ChatClient`` knows the protocol but nothing about screens; the terminal
-program (:mod:`chat.terminal`, run as ``python -m chat.client``) and the
+program (:mod:`chat.client.terminal`, run as ``python -m chat.client``) and the
 notebook widget (:mod:`chat.widget`) are both built on it::
 
     with ChatClient("localhost", 12345) as client:
@@ -46,12 +46,10 @@ from typing import Any
 
 from chat import protocol
 from chat.limits import KEEPALIVE_INTERVAL
-from chat.protocol import FrameDecoder, ProtocolError
+from chat.protocol import DEFAULT_HOST, DEFAULT_PORT, FrameDecoder, ProtocolError
 from chat.tls import TLSChannel, client_context
 
 __all__ = [
-    "DEFAULT_HOST",
-    "DEFAULT_PORT",
     "DISCONNECTED",
     "ChatClient",
     "ChatError",
@@ -60,10 +58,7 @@ __all__ = [
     "JoinError",
 ]
 
-log = logging.getLogger("chat.client")
-
-DEFAULT_HOST = "localhost"
-DEFAULT_PORT = 12345
+log = logging.getLogger(__name__)
 
 #: The type of the local event that reports the end of the connection.
 DISCONNECTED = "disconnected"
@@ -374,11 +369,3 @@ def _user_list(welcome: Event) -> list[str]:
     """The names in a welcome's ``users``; none if a faulty server sent no list."""
     users = welcome.get("users")
     return [str(user) for user in users] if isinstance(users, list) else []
-
-
-if __name__ == "__main__":  # python -m chat.client runs the terminal program
-    import sys
-
-    from chat.terminal import main
-
-    sys.exit(main())

@@ -1,0 +1,140 @@
+"""``python -m benchmarks``: measure the chat server engines.
+
+::
+
+    python -m benchmarks --engine threads --clients 50 --messages 50
+    python -m benchmarks --engine asyncio --clients 10 --messages 200 --rate 100
+    python -m benchmarks --engine selectors --max-clients
+    python -m benchmarks --suite                 # everything; rewrites benchmarks/results.*
+    python -m benchmarks --port 12345            # a server you started yourself
+
+The generator is :mod:`benchmarks.loadgen`; the standard suite and its report
+are :mod:`benchmarks.suite`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.loadgen import (
+    DEFAULT_STEPS,
+    ExternalServer,
+    LoadResult,
+    ServerProcess,
+    _serve,
+    format_load,
+    format_max_clients,
+    machine_info,
+    max_clients,
+    run_load,
+)
+from benchmarks.suite import RESULTS, run_suite
+from chat.server import ENGINES, raise_open_files_limit
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Load-test the chat server engines."
+    )
+    parser.add_argument(
+        "--engine",
+        default="all",
+        choices=[*ENGINES, "all"],
+        help="engine to start and measure (default: all three, one after the other)",
+    )
+    parser.add_argument("--clients", type=int, default=50, help="clients (default: %(default)s)")
+    parser.add_argument(
+        "--messages", type=int, default=50, help="messages per client (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="messages a second per client; 0: as fast as possible (default)",
+    )
+    parser.add_argument("--padding", type=int, default=0, help="extra characters per message")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds each phase may take at most"
+    )
+    parser.add_argument(
+        "--max-clients",
+        action="store_true",
+        help="ramp up idle clients in steps; report the largest count that still works",
+    )
+    parser.add_argument(
+        "--steps",
+        default=",".join(map(str, DEFAULT_STEPS)),
+        help="client counts for --max-clients (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help="run the standard benchmarks and write benchmarks/results.json",
+    )
+    parser.add_argument(
+        "--port", type=int, help="measure a server already running on 127.0.0.1:PORT"
+    )
+    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--output", type=Path, help="also write the JSON results to this file")
+    parser.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
+    parser.add_argument("--serve", metavar="ENGINE", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-max-clients", type=int, default=20000, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.serve:
+        return _serve(args.serve, args.serve_max_clients)
+    raise_open_files_limit()
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.suite:
+        return run_suite(args.output or RESULTS, progress=progress)
+    if args.port is not None:
+        engines = ["external"]
+    else:
+        engines = list(ENGINES) if args.engine == "all" else [args.engine]
+    output: dict[str, Any] = {"machine": machine_info(), "load": [], "max_clients": []}
+    loads: list[LoadResult] = []
+    for engine in engines:
+        if args.port is not None:
+            server: ServerProcess = ExternalServer(("127.0.0.1", args.port))
+        else:
+            server = ServerProcess(engine)
+        with server:
+            if args.max_clients:
+                steps = tuple(int(s) for s in args.steps.split(",") if s.strip())
+                ramp = max_clients(server, steps=steps, progress=progress)
+                output["max_clients"].append(asdict(ramp))
+                if not args.json:
+                    print(format_max_clients(ramp), flush=True)
+                continue
+            result = run_load(
+                server.address,
+                clients=args.clients,
+                messages=args.messages,
+                rate=args.rate,
+                padding=args.padding,
+                engine=engine,
+                timeout=args.timeout,
+                server=server,
+                progress=progress,
+            )
+        loads.append(result)
+        output["load"].append(asdict(result))
+    if args.json:
+        print(json.dumps(output, indent=2))
+    elif loads:
+        print(format_load(loads))
+    if args.output:
+        args.output.write_text(json.dumps(output, indent=2) + "\n")
+    return 0 if all(r.ok for r in loads) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

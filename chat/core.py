@@ -25,6 +25,13 @@ servers cannot disagree about the protocol, because they share this code.
 The core is *not* thread-safe: an engine with many threads must call it under
 one lock.  It only computes; carrying out the actions (writing to sockets) is
 the engine's job and should happen without slowing other callers down.
+
+Every line costs.  A client's every line -- a blank one, a bad one, a ping --
+takes a token from its rate limit before anything else happens, as on IRC
+servers: handling a line costs the server work whatever the line says, so
+"free" lines would be a way to keep it busy (4 MiB of newlines are four
+million of them).  Only a complete, valid frame proves that a client is alive
+(the idle timeout); bytes alone do not.
 """
 
 from __future__ import annotations
@@ -33,10 +40,14 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from chat import protocol
 from chat.limits import Limits
+from chat.logthrottle import LogThrottle
 from chat.protocol import FrameDecoder, ProtocolError
+
+__all__ = ["Action", "ChatCore", "Close", "ConnId", "Send"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +81,8 @@ class _Peer:
     address: str
     host: str
     connected_at: float
-    last_seen: float
-    tokens: float  # rate-limit bucket: frames this peer may still send now
+    last_seen: float  # when the last complete, valid frame arrived
+    tokens: float  # rate-limit bucket: lines this peer may still send now
     last_refill: float
     decoder: FrameDecoder = field(default_factory=FrameDecoder)
     username: str | None = None
@@ -81,6 +92,11 @@ class _Peer:
     def name(self) -> str:
         """How logs name this peer: its username once joined, else its address."""
         return self.username or self.address
+
+
+def _key(username: str) -> str:
+    """Names are compared without regard to case: ``Alice`` is taken if ``alice`` is."""
+    return username.casefold()
 
 
 class ChatCore:
@@ -102,15 +118,28 @@ class ChatCore:
         self._clock = clock
         self._wallclock = wallclock
         self._peers: dict[ConnId, _Peer] = {}
-        self._by_name: dict[str, _Peer] = {}  # joined peers, in join order
+        self._by_name: dict[str, _Peer] = {}  # joined peers by _key(name), in join order
         self._per_host: dict[str, int] = {}
+        self._log = LogThrottle(log, clock=clock)  # warnings per connection, summarised
+        # What a client may do, told in every welcome so that programs can pace themselves.
+        self._announced = {
+            "rate_limit": self.limits.rate_limit,
+            "rate_burst": self.limits.rate_burst,
+            "max_frame_bytes": self.limits.max_frame_bytes,
+            "max_message_chars": protocol.MAX_MESSAGE_CHARS,
+            "idle_timeout": self.limits.idle_timeout,
+        }
 
     # -- what engines and tests may ask
 
     @property
     def usernames(self) -> list[str]:
-        """Who is joined, in the order they joined."""
-        return list(self._by_name)
+        """Who is joined, in the order they joined, each name as its owner typed it.
+
+        ``list(...values())`` copies in one step the GIL does not interrupt, so
+        another thread may ask while the engine's thread changes who is here.
+        """
+        return [peer.username for peer in list(self._by_name.values()) if peer.username]
 
     @property
     def connection_count(self) -> int:
@@ -126,17 +155,16 @@ class ChatCore:
     ) -> list[Action]:
         """A connection was accepted.  May refuse it (server full).
 
-        ``closing``: connections the engine is still closing, which the core
-        has already forgotten.  They still hold sockets (and, in the threaded
-        engine, threads) for a moment, so they count toward ``max_clients``:
-        otherwise a peer that gets itself closed at once and then ignores the
-        close could open connections faster than they go away.
+        ``closing``: connections the engine still holds but the core has
+        already forgotten (being closed).  They still hold sockets (and, in the
+        threaded engine, threads) for a moment, so they count toward
+        ``max_clients``: otherwise a peer that gets itself closed at once and
+        then ignores the close could open connections faster than they go away.
         """
         if isinstance(address, tuple):
             host, text = str(address[0]), f"{address[0]}:{address[1]}"
         else:
             host = text = address
-        log.info("New connection from %s", text)
         limits = self.limits
         refusal = None
         if len(self._peers) + closing >= limits.max_clients:
@@ -144,8 +172,13 @@ class ChatCore:
         elif 0 < limits.max_connections_per_ip <= self._per_host.get(host, 0):
             refusal = f"Too many connections from {host}"
         if refusal:
-            log.warning("Refused %s: %s", text, refusal)
+            # A flood of connections must not become a flood of log lines.
+            kind = refusal.split(" (")[0] if refusal.startswith("Server full") else "per-IP"
+            self._log.log(
+                ("refused", kind), logging.WARNING, "refusals", "Refused %s: %s", text, refusal
+            )
             return [Send((conn,), protocol.encode(protocol.error(refusal))), Close(conn, refusal)]
+        log.info("New connection from %s", text)
         now = self._clock()
         self._peers[conn] = _Peer(
             conn,
@@ -161,25 +194,21 @@ class ChatCore:
         return []
 
     def receive(self, conn: ConnId, data: bytes) -> list[Action]:
-        """Bytes arrived from ``conn``; handle every complete frame in them."""
+        """Bytes arrived from ``conn``; handle every complete line in them."""
         peer = self._peers.get(conn)
         if peer is None:  # already closed: bytes still in flight are ignored
             return []
-        peer.last_seen = self._clock()
         peer.decoder.feed(data)
         actions: list[Action] = []
-        while conn in self._peers:  # a frame may end the connection
+        while conn in self._peers:  # a line may end the connection
             try:
-                message = peer.decoder.next_frame()
-            except ProtocolError as exc:
-                if not exc.fatal and not self._take_token(peer):
-                    actions += self._flooding(peer)  # bad frames count against the rate too
-                else:
-                    actions += self._refuse(peer, str(exc), close=exc.fatal)
-                continue
-            if message is None:
+                line = peer.decoder.next_line()
+            except ProtocolError as exc:  # an endless line: the stream is beyond repair
+                actions += self._refuse(peer, str(exc), close=True)
                 break
-            actions += self._handle(peer, message)
+            if line is None:
+                break
+            actions += self._line(peer, line)
         return actions
 
     def disconnect(self, conn: ConnId, reason: str = "connection closed") -> list[Action]:
@@ -187,6 +216,7 @@ class ChatCore:
         peer = self._peers.pop(conn, None)
         if peer is None:
             return []
+        self._log.done(conn)  # the summary of what was held back comes before the goodbye
         count = self._per_host[peer.host] - 1
         if count:
             self._per_host[peer.host] = count
@@ -195,7 +225,7 @@ class ChatCore:
         if peer.username is None:
             log.info("Connection from %s closed before joining (%s)", peer.address, reason)
             return []
-        del self._by_name[peer.username]
+        del self._by_name[_key(peer.username)]
         log.info("%s disconnected (%s)", peer.username, reason)
         return self._broadcast(protocol.user_left(peer.username))
 
@@ -211,6 +241,7 @@ class ChatCore:
             else:
                 continue
             actions += self._refuse(peer, reason, close=True)
+        self._log.tick()
         return actions
 
     def shutdown(self, message: str = "The server is shutting down") -> list[Action]:
@@ -226,16 +257,34 @@ class ChatCore:
 
     # -- the rules
 
-    def _handle(self, peer: _Peer, message: dict) -> list[Action]:
+    def _line(self, peer: _Peer, line: bytes) -> list[Action]:
+        """One line from a client: pay for it, then decode, check and act on it."""
+        message: dict[str, Any] | None = None
+        problem: ProtocolError | None = None
+        if line.strip():
+            try:
+                message = protocol.decode_line(line)
+            except ProtocolError as exc:
+                problem = exc
         if not self._take_token(peer):
-            return self._flooding(peer)
+            return self._flooding(peer, message)
+        if message is None and problem is None:
+            return []  # a blank line: it cost a token, and that is all
         try:
-            message = protocol.validate_client_message(message)
+            if problem is not None:
+                raise problem
+            assert message is not None
+            request = protocol.validate_client_message(message)
         except ProtocolError as exc:
-            return self._refuse(peer, str(exc))
+            return self._refuse(peer, str(exc), close=exc.fatal, about=message)
+        peer.last_seen = self._clock()  # a whole, valid frame: the client is alive
+        return self._handle(peer, request)
+
+    def _handle(self, peer: _Peer, message: dict[str, Any]) -> list[Action]:
         kind = message["type"]
         if kind == "ping":
-            return [Send((peer.conn,), protocol.encode(protocol.pong()))]
+            pong = protocol.pong(protocol.request_id_of(message))
+            return [Send((peer.conn,), protocol.encode(pong))]
         if kind == "join":
             return self._join(peer, message["username"])
         if peer.username is None:
@@ -247,16 +296,17 @@ class ChatCore:
     def _join(self, peer: _Peer, username: str) -> list[Action]:
         if peer.username is not None:
             return self._refuse(peer, f"Already joined as {peer.username}")
-        if username in self._by_name:
+        if _key(username) in self._by_name:
             return self._refuse(peer, "Username already taken")
         peer.username = username
-        others = tuple(self._by_name)
-        self._by_name[username] = peer
+        others = bool(self._by_name)
+        self._by_name[_key(username)] = peer
         log.info("%s joined from %s", username, peer.address)
-        welcome = Send((peer.conn,), protocol.encode(protocol.welcome(username, self.usernames)))
+        welcome = protocol.welcome(username, self.usernames, self._announced)
+        greeting = Send((peer.conn,), protocol.encode(welcome))
         if not others:
-            return [welcome]
-        return [welcome, *self._broadcast(protocol.user_joined(username), exclude=peer)]
+            return [greeting]
+        return [greeting, *self._broadcast(protocol.user_joined(username), exclude=peer)]
 
     def _broadcast(self, message: dict, exclude: _Peer | None = None) -> list[Action]:
         """One encoding, many receivers: the frame is encoded once, not per client."""
@@ -277,17 +327,39 @@ class ChatCore:
         peer.strikes = 0
         return True
 
-    def _flooding(self, peer: _Peer) -> list[Action]:
+    def _flooding(self, peer: _Peer, message: dict[str, Any] | None) -> list[Action]:
         peer.strikes += 1
         if peer.strikes >= self.limits.flood_disconnect_strikes:
             return self._refuse(peer, "Excess flood: disconnected for sending too fast", close=True)
         rate = self.limits.rate_limit
-        return self._refuse(peer, f"Slow down: at most {rate:g} messages a second")
+        return self._refuse(peer, f"Slow down: at most {rate:g} messages a second", about=message)
 
-    def _refuse(self, peer: _Peer, reason: str, *, close: bool = False) -> list[Action]:
-        """Answer with an error frame; when the stream is unusable, close it too."""
-        log.warning("%s from %s%s", reason, peer.name, " (closing)" if close else "")
-        actions: list[Action] = [Send((peer.conn,), protocol.encode(protocol.error(reason)))]
+    def _refuse(
+        self,
+        peer: _Peer,
+        reason: str,
+        *,
+        close: bool = False,
+        about: dict[str, Any] | None = None,
+    ) -> list[Action]:
+        """Answer with an error frame; when the stream is unusable, close it too.
+
+        ``about``: the frame refused; if it carried a request ``id``, the error
+        carries it back, so that the client knows which request failed.
+        """
+        self._log.log(
+            peer.conn,
+            logging.WARNING,
+            f"warnings from {peer.name}",
+            "%s from %s%s",
+            reason,
+            peer.name,
+            " (closing)" if close else "",
+        )
+        request_id = protocol.request_id_of(about) if about else None
+        actions: list[Action] = [
+            Send((peer.conn,), protocol.encode(protocol.error(reason, request_id)))
+        ]
         if close:
             actions.append(Close(peer.conn, reason))
             actions += self.disconnect(peer.conn, reason)

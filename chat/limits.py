@@ -56,10 +56,27 @@ RATE_BURST = 20
 #: disconnected ("Excess flood", as IRC servers say).
 FLOOD_DISCONNECT_STRIKES = 30
 
-#: Seconds a TLS client may take to finish its handshake.  The handshake runs
-#: in the connection's own thread, never in the accept loop, so a client that
-#: stalls it only delays itself -- and only for this long.
+#: Seconds a TLS client may take to finish its handshake.  No engine ever
+#: waits for one client's handshake while others wait (the threaded engine runs
+#: it in the connection's own thread, the event loops between other work), so a
+#: client that stalls it only delays itself -- and only for this long.  Until
+#: then it counts toward ``max_clients`` like any connection.
 TLS_HANDSHAKE_TIMEOUT = 10.0
+
+#: Seconds a connection the server decided to close may take to receive its
+#: last frames and hang up.  Then it is cut off, even if it ignores our goodbye
+#: or stopped reading: a half-open connection must not keep a socket (and, in
+#: the threaded engine, two threads) forever.  Until it is gone it still counts
+#: toward ``max_clients``, so closing connections cannot pile up unseen.
+CLOSE_TIMEOUT = 2.0
+
+#: Log lines about one connection (or one condition, such as "accept() failed")
+#: in each ``LOG_INTERVAL`` seconds; past that they are counted and summarised
+#: in one line ("... 500 more warnings from alice").  A client that sends
+#: 87,000 bad frames must not write 87,000 lines to the server's disk
+#: (:mod:`chat.logthrottle`).
+LOG_BURST = 5
+LOG_INTERVAL = 10.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +93,7 @@ class Limits:
     flood_disconnect_strikes: int = FLOOD_DISCONNECT_STRIKES
     max_frame_bytes: int = MAX_FRAME_BYTES
     tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT
+    close_timeout: float = CLOSE_TIMEOUT
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Limits:

@@ -53,6 +53,7 @@ __all__ = [
     "join",
     "ping",
     "pong",
+    "request_id_of",
     "server_shutdown",
     "user_joined",
     "user_left",
@@ -98,6 +99,21 @@ USERNAME_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_USERNAME_CHARS}}}")
 # display the rest of a line backwards, a classic way to disguise text.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
 _WHITESPACE_CONTROL = re.compile(r"[\t\n\r\v\f\u2028\u2029]")
+
+# A character that shows something.  Not one: white space, and the characters
+# that display as nothing at all -- zero-width spaces and joiners, direction
+# marks (LRM, RLM), the soft hyphen, variation selectors, tag characters, and
+# the "filler" letters that fonts draw blank (HANGUL FILLER U+3164, BRAILLE
+# PATTERN BLANK U+2800).  A message made only of those would show as an empty
+# line from someone: a classic way to spam, or to hide who said something.
+_VISIBLE = re.compile(
+    r"[^\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+    r"\u202a-\u202e\u2060-\u206f\u2800\u3164\ufe00-\ufe0f\ufeff\uffa0\U000e0000-\U000e007f]"
+)
+
+#: A request id (the optional ``id`` of a ``ping``) is a number or a string of
+#: at most this many characters; the answer carries it back unchanged.
+MAX_REQUEST_ID_CHARS = 64
 
 
 class ProtocolError(Exception):
@@ -151,11 +167,15 @@ def decode_line(line: bytes) -> dict[str, Any]:
 
 
 class FrameDecoder:
-    """Turns a stream of byte chunks, cut anywhere, into whole messages.
+    """Turns a stream of byte chunks, cut anywhere, into whole lines and messages.
 
     Operations: :meth:`feed` appends bytes as they arrive from ``recv``;
-    :meth:`next_frame` returns the next complete message, or ``None`` when the
-    buffer holds no complete frame yet.
+    :meth:`next_line` returns the next complete line (without its newline), or
+    ``None`` when the buffer holds no complete line yet; :meth:`next_frame`
+    returns the next message, decoded, skipping blank lines.  A server uses
+    :meth:`next_line`, because every line a client sends -- a blank one too --
+    costs it something to handle and counts toward the client's rate; a client
+    uses :meth:`next_frame`.
 
     Why a buffer: a frame's bytes may arrive over many reads, so the bytes after
     the last newline are kept until the rest arrives.
@@ -164,12 +184,16 @@ class FrameDecoder:
     searched the whole buffer again on each small chunk would take quadratic
     time on a long frame sent a byte at a time: a cheap denial-of-service
     attack.  So ``_scanned`` remembers how far we already know there is no
-    newline.  Deleting a consumed frame from the front of a ``bytearray`` is
-    cheap in CPython (it moves a start offset, not the data).
+    newline.  Deleting a consumed line from the front of a ``bytearray`` is
+    cheap in CPython (it moves a start offset, not the data).  Each call
+    returns at most one line, so a caller can stop (a flooding client was
+    disconnected) without first working through everything buffered.
 
     Bound: the buffer never holds more than ``max_frame_bytes`` without a
     newline.  Past that the decoder raises a fatal :class:`ProtocolError`,
-    drops what it buffered and refuses further input.
+    drops what it buffered and refuses further input.  A line ending in CRLF
+    (``\r\n``, what ``telnet`` sends) is measured without its ``\r``, exactly
+    as the same line ending in LF.
     """
 
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
@@ -185,34 +209,47 @@ class FrameDecoder:
 
     @property
     def buffered(self) -> int:
-        """How many bytes wait for the rest of their frame."""
+        """How many bytes wait for the rest of their line."""
         return len(self._buffer)
+
+    def next_line(self) -> bytes | None:
+        """Return the next complete line, or ``None`` if more bytes are needed.
+
+        The line comes without its newline and without a ``\r`` before it; a
+        blank line comes back as ``b""``.  Raises a fatal :class:`ProtocolError`
+        for a line longer than ``max_frame_bytes``.
+        """
+        if self._failed is not None:
+            raise self._failed
+        buffer = self._buffer
+        end = buffer.find(DELIMITER, self._scanned)
+        if end < 0:
+            self._scanned = len(buffer)
+            # One byte more may be the "\r" of a CRLF whose "\n" is on its way.
+            if self._scanned > self.max_frame_bytes + (buffer[-1:] == b"\r"):
+                self._fail(f"Line longer than {self.max_frame_bytes} bytes without a newline")
+            return None
+        line = bytes(buffer[:end])
+        del buffer[: end + 1]
+        self._scanned = 0
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self.max_frame_bytes:
+            self._fail(f"Frame of {len(line)} bytes exceeds {self.max_frame_bytes} bytes")
+        return line
 
     def next_frame(self) -> dict[str, Any] | None:
         """Return the next complete message, or ``None`` if more bytes are needed.
 
         Raises :class:`ProtocolError` for a bad frame.  The bad line is
         consumed first, so after a non-fatal error you may call again to get
-        the frames that follow it.  Blank lines (a person typing into
-        ``nc``) are skipped.
+        the frames that follow it.  Blank lines (a person typing into ``nc``)
+        are skipped.
         """
-        while True:
-            if self._failed is not None:
-                raise self._failed
-            end = self._buffer.find(DELIMITER, self._scanned)
-            if end < 0:
-                self._scanned = len(self._buffer)
-                if self._scanned > self.max_frame_bytes:
-                    self._fail(f"Line longer than {self.max_frame_bytes} bytes without a newline")
-                return None
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            self._scanned = 0
-            if len(line) > self.max_frame_bytes:
-                self._fail(f"Frame of {len(line)} bytes exceeds {self.max_frame_bytes} bytes")
-            line = line.rstrip(b"\r")  # tolerate CRLF line endings
+        while (line := self.next_line()) is not None:
             if line.strip():
                 return decode_line(line)
+        return None
 
     def _fail(self, reason: str) -> None:
         self._failed = ProtocolError(reason, fatal=True)
@@ -242,14 +279,15 @@ def clean_message(message: Any) -> str:
 
     Control characters (escape sequences, carriage returns, bells) and lone
     surrogates are removed and tabs and newlines become spaces, so one message
-    is always one line on every screen.  Surrounding white space is stripped;
-    nothing may remain empty, and nothing may be longer than
+    is always one line on every screen.  Surrounding white space is stripped.
+    A message with no visible character left (only spaces, zero-width or other
+    invisible characters) is empty, and nothing may be longer than
     :data:`MAX_MESSAGE_CHARS`.
     """
     if not isinstance(message, str):
         raise ProtocolError("Message must be a string")
     message = _CONTROL.sub("", _WHITESPACE_CONTROL.sub(" ", message)).strip()
-    if not message:
+    if not _VISIBLE.search(message):
         raise ProtocolError("Message is empty")
     if len(message) > MAX_MESSAGE_CHARS:
         raise ProtocolError(
@@ -259,6 +297,20 @@ def clean_message(message: Any) -> str:
 
 
 CLIENT_TYPES = ("join", "chat", "ping")
+
+
+def request_id_of(message: dict[str, Any]) -> int | str | None:
+    """The ``id`` a client put on a frame to match the answer to it, if valid.
+
+    ``None`` when there is none, or when it is not a number or a short string:
+    only a valid id is ever echoed back.
+    """
+    value = message.get("id")
+    if isinstance(value, bool):  # True is an int to Python, not to JSON
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and len(value) <= MAX_REQUEST_ID_CHARS):
+        return value
+    return None
 
 
 def validate_client_message(message: dict[str, Any]) -> dict[str, Any]:
@@ -273,7 +325,11 @@ def validate_client_message(message: dict[str, Any]) -> dict[str, Any]:
     if kind == "chat":
         return chat(clean_message(message.get("message")))
     if kind == "ping":
-        return ping()
+        if "id" in message and request_id_of(message) is None:
+            raise ProtocolError(
+                f"Ping id must be a number or a string of at most {MAX_REQUEST_ID_CHARS} characters"
+            )
+        return ping(request_id_of(message))
     raise ProtocolError(f"Unknown message type {str(kind)[:40]!r}")
 
 
@@ -289,12 +345,20 @@ def chat(message: str) -> dict[str, Any]:
     return {"type": "chat", "message": message}
 
 
-def ping() -> dict[str, Any]:
-    return {"type": "ping"}
+def ping(request_id: int | str | None = None) -> dict[str, Any]:
+    """A ping; with a ``request_id``, the pong (or the error refusing it) carries it back."""
+    return _with_id({"type": "ping"}, request_id)
 
 
-def welcome(username: str, users: list[str]) -> dict[str, Any]:
-    return {"type": "welcome", "message": f"Welcome to the chat, {username}!", "users": users}
+def welcome(
+    username: str, users: list[str], limits: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The answer to a join.  ``limits`` tells the client the bounds it must keep to
+    (``rate_limit`` and ``rate_burst``, so that a program can pace itself)."""
+    frame = {"type": "welcome", "message": f"Welcome to the chat, {username}!", "users": users}
+    if limits:
+        frame["limits"] = limits
+    return frame
 
 
 def chat_broadcast(username: str, message: str, timestamp: float) -> dict[str, Any]:
@@ -309,13 +373,21 @@ def user_left(username: str) -> dict[str, Any]:
     return {"type": "user_left", "username": username, "message": f"{username} left the chat"}
 
 
-def error(message: str) -> dict[str, Any]:
-    return {"type": "error", "message": message}
+def error(message: str, request_id: int | str | None = None) -> dict[str, Any]:
+    """An error; ``request_id``: the ``id`` of the frame it refuses, if that had one."""
+    return _with_id({"type": "error", "message": message}, request_id)
 
 
-def pong() -> dict[str, Any]:
-    return {"type": "pong"}
+def pong(request_id: int | str | None = None) -> dict[str, Any]:
+    """The answer to a ping, carrying the ping's ``id`` back if it had one."""
+    return _with_id({"type": "pong"}, request_id)
 
 
 def server_shutdown(message: str = "The server is shutting down") -> dict[str, Any]:
     return {"type": "server_shutdown", "message": message}
+
+
+def _with_id(frame: dict[str, Any], request_id: int | str | None) -> dict[str, Any]:
+    if request_id is not None:
+        frame["id"] = request_id
+    return frame

@@ -15,8 +15,10 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 #: Every wait in the tests ends by this many seconds at the latest.
@@ -189,22 +191,47 @@ def read_until(fd: int, marker: bytes, timeout: float = TIMEOUT, seen: bytes = b
     return output
 
 
-@contextlib.contextmanager
-def server_program(*flags: str) -> Iterator[int]:
-    """Run ``python -m chat.server --host 127.0.0.1 --port 0 FLAGS``; yield its port.
+@dataclass
+class ServerProgram:
+    """A running ``python -m chat.server``: its port, and what it has logged so far."""
 
-    Every wait is bounded: the start line must appear within 3 x TIMEOUT
-    (a loaded CI machine starts Python slowly), and at the end the program
-    gets TIMEOUT to stop after SIGTERM before it is killed.
+    port: int
+    lines: list[str]
+
+    def log(self) -> list[str]:
+        return list(self.lines)
+
+
+@contextlib.contextmanager
+def server_program(*flags: str, **popen: Any) -> Iterator[ServerProgram]:
+    """Run ``python -m chat.server --host 127.0.0.1 --port 0 FLAGS``; yield it, running.
+
+    Its log (standard error) is read by a thread as it comes, so the program
+    never blocks on a full pipe, and is there to look at: ``program.log()``.
+    Every wait is bounded: the start line must appear within 3 x TIMEOUT (a
+    loaded CI machine starts Python slowly), and at the end the program gets
+    TIMEOUT to stop after SIGTERM before it is killed.  ``popen`` goes to
+    :class:`subprocess.Popen` (``preexec_fn=...``, say).
     """
     command = [sys.executable, "-m", "chat.server", "--host", "127.0.0.1", "--port", "0", *flags]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **popen
+    )
+    lines: list[str] = []
+    assert process.stderr is not None
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.rstrip("\n") for line in process.stderr), daemon=True
+    )
+    reader.start()
     try:
-        assert process.stderr is not None
-        log = read_until(process.stderr.fileno(), b"Waiting for connections", 3 * TIMEOUT)
-        started = re.search(rb"Chat server started on \S+:(\d+)", log)
-        assert started, log
-        yield int(started.group(1))
+        started = wait_for(
+            lambda: (
+                any("Waiting for connections" in line for line in lines)
+                and next(m for line in lines if (m := re.search(r"started on \S+:(\d+)", line)))
+            ),
+            timeout=3 * TIMEOUT,
+        )
+        yield ServerProgram(int(started.group(1)), lines)
     finally:
         process.terminate()
         try:
@@ -214,5 +241,5 @@ def server_program(*flags: str) -> Iterator[int]:
             process.wait(TIMEOUT)
             raise AssertionError("the server program did not stop on SIGTERM") from None
         finally:
-            if process.stderr is not None:
-                process.stderr.close()
+            reader.join(TIMEOUT)
+            process.stderr.close()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import threading
+import time
 
 import pytest
 
@@ -255,11 +257,105 @@ def test_keepalive_pings_the_server_when_nothing_else_was_sent(fake_server):
         thread, _ = connect_in_background(client, "alice")
         fake_server.welcome("alice")
         thread.join(TIMEOUT)
-        assert fake_server.recv_frame() == {"type": "ping"}
-        fake_server.send({"type": "pong"})
-        assert fake_server.recv_frame() == {"type": "ping"}  # and again, while quiet
+        first = fake_server.recv_frame()
+        assert first["type"] == "ping"
+        fake_server.send({"type": "pong", "id": first["id"]})
+        assert fake_server.recv_frame()["type"] == "ping"  # and again, while quiet
         assert next_event(client)["type"] == "welcome"
         assert client.events.empty()  # keep-alive pongs are not events
+
+
+# --------------------------------------------------------------------------
+# Pings are matched to pongs by id (fault 1)
+
+
+def test_each_ping_carries_an_id_that_its_pong_answers(fake_server):
+    with ChatClient(*fake_server.address, keepalive=None) as client:
+        thread, _ = connect_in_background(client, "alice")
+        fake_server.welcome("alice")
+        thread.join(TIMEOUT)
+        answers: queue.Queue = queue.Queue()
+        pingers = [
+            threading.Thread(target=lambda: answers.put(client.ping()), daemon=True)
+            for _ in range(2)
+        ]
+        for pinger in pingers:
+            pinger.start()
+        ids = [fake_server.recv_frame()["id"] for _ in range(2)]
+        assert len(set(ids)) == 2
+        for request_id in reversed(ids):  # answered out of order: each still finds its ping
+            fake_server.send({"type": "pong", "id": request_id})
+        for pinger in pingers:
+            pinger.join(TIMEOUT)
+        assert answers.qsize() == 2
+
+
+def test_a_pong_without_an_id_from_an_older_server_still_answers_the_ping(fake_server):
+    with ChatClient(*fake_server.address, keepalive=None) as client:
+        thread, _ = connect_in_background(client, "alice")
+        fake_server.welcome("alice")
+        thread.join(TIMEOUT)
+        answer: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: answer.put(client.ping()), daemon=True).start()
+        assert fake_server.recv_frame()["type"] == "ping"
+        fake_server.send({"type": "pong"})  # a v1 server echoes nothing
+        assert answer.get(timeout=TIMEOUT) >= 0
+
+
+def test_a_refused_ping_fails_at_once_and_every_later_ping_still_works(make_server):
+    server = make_server(Limits(rate_limit=2, rate_burst=3))
+    with ChatClient(*server.address, keepalive=None) as client:
+        client.connect("alice")  # the join took one token: two are left
+        client._pacer = None  # send faster than the server allows, on purpose
+        client.ping()
+        client.ping()
+        with pytest.raises(ChatError, match="Slow down"):
+            client.ping(timeout=TIMEOUT)  # refused: it fails now, not after a timeout
+        for _ in range(3):  # before ids, every later ping took the wrong pong, and failed
+            time.sleep(0.6)  # a token comes back every half second
+            assert client.ping() > 0
+        assert client.connected
+
+
+# --------------------------------------------------------------------------
+# Sending: paced to the server's rate (fault 2), never a broken stream (fault 7)
+
+
+def test_messages_sent_faster_than_the_rate_are_paced_and_none_is_refused(make_server):
+    server = make_server(Limits(rate_limit=10, rate_burst=5))
+    with ChatClient(*server.address, keepalive=None) as alice:
+        alice.connect("alice")
+        for number in range(15):
+            alice.send_chat(f"line {number}")
+        received = [next_event(alice) for _ in range(16)][1:]  # after the welcome
+    assert [event["message"] for event in received] == [f"line {n}" for n in range(15)]
+
+
+def test_a_failed_send_ends_the_connection_so_no_frame_is_ever_corrupted(fake_server):
+    """A send that times out half-way must not leave half a frame for the next to join."""
+    fake_server.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client = ChatClient(*fake_server.address, keepalive=0.2)  # also the send timeout
+    try:
+        thread, _ = connect_in_background(client, "alice")
+        fake_server.welcome("alice")  # ... and then it never reads again
+        thread.join(TIMEOUT)
+        text = "x" * 3000
+        with pytest.raises(ConnectionClosed, match="timed out"):
+            for _ in range(20_000):  # bounded: the buffers fill within a few megabytes
+                client.send_chat(text)
+        with pytest.raises(ConnectionClosed):
+            client.send_chat("after the failure")
+        assert next_event(client, "disconnected")["reason"].startswith("Connection lost")
+        assert not client.connected
+        assert fake_server.conn is not None
+        fake_server.conn.settimeout(TIMEOUT)
+        received = bytearray()
+        while chunk := fake_server.conn.recv(1 << 20):
+            received += chunk
+        *lines, _rest = bytes(received).split(b"\n")
+        assert lines and all(json.loads(line)["message"] == text for line in lines)
+    finally:
+        client.close()
 
 
 def test_messages_that_arrive_with_the_welcome_are_not_lost(fake_server):

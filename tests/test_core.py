@@ -35,6 +35,15 @@ class FakeClock:
 
 WALL_TIME = 1_700_000_000.25
 
+#: What every welcome tells the client about the limits it must keep to.
+ANNOUNCED = {
+    "rate_limit": Limits().rate_limit,
+    "rate_burst": Limits().rate_burst,
+    "max_frame_bytes": Limits().max_frame_bytes,
+    "max_message_chars": protocol.MAX_MESSAGE_CHARS,
+    "idle_timeout": Limits().idle_timeout,
+}
+
 
 @pytest.fixture
 def clock() -> FakeClock:
@@ -89,12 +98,40 @@ def test_connect_alone_sends_nothing(core):
 def test_join_is_answered_with_a_welcome_listing_the_users(core):
     connect_and_join(core, "alice")
     actions = connect_and_join(core, "bob")
-    assert sent_to(actions, "bob") == [protocol.welcome("bob", ["alice", "bob"])]
+    assert sent_to(actions, "bob") == [protocol.welcome("bob", ["alice", "bob"], ANNOUNCED)]
 
 
 def test_first_user_is_welcomed_alone(core):
     actions = connect_and_join(core, "alice")
-    assert actions == [Send(("alice",), frame(protocol.welcome("alice", ["alice"])))]
+    assert actions == [Send(("alice",), frame(protocol.welcome("alice", ["alice"], ANNOUNCED)))]
+
+
+def test_welcome_announces_the_rate_limit_so_programs_can_pace_themselves(clock):
+    core = ChatCore(Limits(rate_limit=2, rate_burst=7), clock=clock)
+    [welcome] = sent_to(connect_and_join(core, "alice"), "alice")
+    assert (welcome["limits"]["rate_limit"], welcome["limits"]["rate_burst"]) == (2, 7)
+
+
+def test_names_are_unique_without_regard_to_case(room):
+    room.connect("mallory", ("127.0.0.1", 6000))
+    actions = room.receive("mallory", frame(protocol.join("ALICE")))
+    assert sent_to(actions, "mallory") == [protocol.error("Username already taken")]
+    assert room.usernames == ["alice", "bob"]
+
+
+def test_a_name_is_shown_as_its_owner_typed_it(core):
+    connect_and_join(core, "alice", "Alice_X")
+    actions = connect_and_join(core, "bob")
+    assert sent_to(actions, "bob")[0]["users"] == ["Alice_X", "bob"]
+    assert sent_to(actions, "alice") == [protocol.user_joined("bob")]
+
+
+def test_a_name_freed_in_one_case_is_free_in_every_case(room):
+    room.disconnect("alice")
+    room.connect("carol", ("127.0.0.1", 6001))
+    assert sent_to(room.receive("carol", frame(protocol.join("aLiCe"))), "carol")[0]["type"] == (
+        "welcome"
+    )
 
 
 def test_join_tells_the_others_but_not_the_newcomer(core):
@@ -369,13 +406,28 @@ def test_silent_user_is_closed_after_the_idle_timeout_and_the_others_hear_of_it(
     assert core.usernames == ["alice"]
 
 
-def test_any_bytes_count_as_activity(clock):
+def test_a_complete_valid_frame_counts_as_activity(clock):
     core = ChatCore(Limits(idle_timeout=60), clock=clock)
     connect_and_join(core, "alice")
     clock.advance(50)
-    core.receive("alice", b'{"type":')  # half a frame
+    core.receive("alice", frame(protocol.ping()))
     clock.advance(50)
     assert core.expire() == []
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b'{"type":', b"\n", b"   \r\n", b"not json\n", b'{"type": "nonsense"}\n'],
+    ids=["half a frame", "blank line", "spaces", "bad JSON", "unknown type"],
+)
+def test_bytes_that_are_not_a_valid_frame_do_not_count_as_activity(clock, data):
+    """Else a client could hold a place for ever by sending a newline now and then."""
+    core = ChatCore(Limits(idle_timeout=60), clock=clock)
+    connect_and_join(core, "alice")
+    clock.advance(50)
+    core.receive("alice", data)
+    clock.advance(50)
+    assert closed(core.expire()) == ["alice"]
 
 
 # --------------------------------------------------------------------------
@@ -429,6 +481,51 @@ def test_flood_strikes_reset_when_the_client_slows_down(clock):
         core.receive("alice", frame(protocol.ping()))  # an allowed frame
         clock.advance(0.2)
     assert core.is_open("alice")
+
+
+def test_blank_lines_cost_a_token_each_and_get_no_answer(clock):
+    core = ChatCore(Limits(rate_limit=5, rate_burst=3), clock=clock)
+    connect_and_join(core, "alice")  # the join took one token: two are left
+    messages = sent_to(core.receive("alice", b"\n\r\n" + frame(protocol.ping())), "alice")
+    assert [m["type"] for m in messages] == ["error"]
+    assert "Slow down" in messages[0]["message"]
+
+
+def test_a_flood_of_blank_lines_is_disconnected_like_any_flood(clock):
+    limits = Limits(rate_limit=5, rate_burst=20, flood_disconnect_strikes=30)
+    core = ChatCore(limits, clock=clock)
+    connect_and_join(core, "alice")
+    connect_and_join(core, "bob")
+    actions = core.receive("bob", b"\n" * (4 * 1024 * 1024))  # 4 MiB of newlines
+    assert closed(actions) == ["bob"]
+    errors = [m["message"] for m in sent_to(actions, "bob")]
+    assert len(errors) == 30  # it stopped at the last strike, not after four million lines
+    assert "Excess flood" in errors[-1]
+    assert sent_to(actions, "alice") == [protocol.user_left("bob")]
+
+
+def test_a_ping_refused_for_its_rate_gets_an_error_carrying_its_id(clock):
+    core = ChatCore(Limits(rate_limit=5, rate_burst=2), clock=clock)
+    connect_and_join(core, "alice")
+    actions = core.receive("alice", frame(protocol.ping(7)) + frame(protocol.ping(8)))
+    pong, refusal = sent_to(actions, "alice")
+    assert pong == protocol.pong(7)
+    assert refusal["type"] == "error" and refusal["id"] == 8
+    assert "Slow down" in refusal["message"]
+
+
+def test_a_pong_carries_the_id_of_its_ping(core):
+    core.connect("alice", ("127.0.0.1", 5000))
+    actions = core.receive("alice", frame(protocol.ping("abc")))
+    assert sent_to(actions, "alice") == [{"type": "pong", "id": "abc"}]
+
+
+@pytest.mark.parametrize("bad_id", [True, 1.5, [1], {"a": 1}, "x" * 65])
+def test_a_ping_with_a_bad_id_is_refused_and_the_id_not_echoed(core, bad_id):
+    core.connect("alice", ("127.0.0.1", 5000))
+    [answer] = sent_to(core.receive("alice", frame({"type": "ping", "id": bad_id})), "alice")
+    assert answer["type"] == "error" and "id" not in answer
+    assert "Ping id must be" in answer["message"]
 
 
 def test_rate_limit_zero_turns_it_off(clock):
@@ -561,3 +658,44 @@ def test_whatever_a_client_sends_the_core_answers_with_valid_frames(frames):
                     assert isinstance(message["type"], str)
                     if message["type"] == "chat":  # relayed text is clean
                         assert not re.search(r"[\x00-\x1f\x7f-\x9f]", message["message"])
+
+
+# --------------------------------------------------------------------------
+# The log: a misbehaving client cannot fill it
+
+
+def test_repeated_warnings_about_one_client_are_summarised(clock, caplog):
+    core = ChatCore(Limits(rate_limit=0), clock=clock)
+    connect_and_join(core, "mallory")
+    with caplog.at_level(logging.WARNING, logger="chat.core"):
+        core.receive("mallory", b"{}\n" * 1000)
+        core.disconnect("mallory")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) <= 6
+    assert lines[-1] == "... 995 more warnings from mallory in the last 1 s"
+
+
+def test_warnings_are_logged_again_once_the_interval_is_over(clock, caplog):
+    core = ChatCore(Limits(rate_limit=0), clock=clock)
+    connect_and_join(core, "mallory")
+    with caplog.at_level(logging.WARNING, logger="chat.core"):
+        core.receive("mallory", b"{}\n" * 10)
+        clock.advance(60)
+        core.expire()  # the housekeeping tick writes the summary of the last interval
+        core.receive("mallory", b"{}\n")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert lines[5].startswith("... 5 more warnings from mallory")
+    assert lines[6] == 'Frame has no "type" string from mallory'
+
+
+def test_refusals_of_a_connection_flood_are_summarised(clock, caplog):
+    core = ChatCore(Limits(max_clients=1), clock=clock)
+    core.connect("inside", "10.0.0.1:1")
+    with caplog.at_level(logging.WARNING, logger="chat.core"):
+        for number in range(200):
+            core.connect(f"c{number}", f"10.0.0.2:{number}")
+        clock.advance(60)
+        core.expire()
+    lines = [r.getMessage() for r in caplog.records if "efus" in r.getMessage()]
+    assert len(lines) == 6  # five refusals, then one line for the other 195
+    assert lines[-1] == "... 195 more refusals in the last 10 s"

@@ -13,6 +13,7 @@ every engine.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import struct
@@ -26,7 +27,7 @@ from chat import protocol
 from chat.client import ChatClient
 from chat.limits import Limits
 from chat.server.engine_threads import MAX_TURNING_AWAY
-from tests.helpers import TIMEOUT, RawPeer, wait_for
+from tests.helpers import TIMEOUT, RawPeer, server_program, wait_for
 
 needs_proc_fd = pytest.mark.skipif(
     not os.path.isdir("/proc/self/fd"), reason="counting file descriptors needs /proc (Linux)"
@@ -198,14 +199,9 @@ def test_connection_flood_on_a_full_server_does_not_make_threads_without_bound(m
         assert inside.recv_frame() == {"type": "pong"}
 
 
-@pytest.mark.engines("threads")
-def test_connections_still_being_closed_count_toward_max_clients(make_server, monkeypatch):
+def test_connections_still_being_closed_count_toward_max_clients(make_server):
     """Else a peer could get itself closed at once, ignore it, and open the next, without end."""
-    monkeypatch.setattr(
-        "chat.server.engine_threads.LINGER_SECONDS", 10.0
-    )  # a long close, for a slow machine
-    monkeypatch.setattr("chat.server.engine_threads.CLOSE_TIMEOUT", 10.0)
-    server = make_server(Limits(max_clients=2))
+    server = make_server(Limits(max_clients=2, close_timeout=10.0))  # long, for a slow machine
     with RawPeer(server.address) as ignorer:
         ignorer.send(b"\xff\n")  # invalid UTF-8: the server closes, and we ignore it
         wait_for(lambda: server.core.connection_count == 0)
@@ -219,3 +215,150 @@ def test_connections_still_being_closed_count_toward_max_clients(make_server, mo
                 return again.join("again")["type"] == "welcome"
 
         wait_for(place_again, interval=0.1)
+
+
+# --------------------------------------------------------------------------
+# Found by review and hostile testing (issue 9): each once went wrong
+
+
+def test_a_flood_of_blank_lines_is_disconnected_and_the_others_keep_chatting(server):
+    """Fault 3: 4 MiB of newlines once cost nothing and kept the server busy for seconds."""
+    with RawPeer(server.address) as watcher, RawPeer(server.address) as flooder:
+        watcher.join("watcher")
+        flooder.join("flooder")
+        try:
+            flooder.sock.sendall(b"\n" * (4 * 1024 * 1024))
+        except OSError:
+            pass  # cut off before it was all sent: also fine
+        errors = []
+        while "Excess flood" not in (errors[-1] if errors else ""):
+            errors.append(flooder.recv_until("error")["message"])
+        assert flooder.closed_by_server()
+        assert len(errors) == protocol_flood_strikes()
+        watcher.send(chat("still here"))
+        assert watcher.recv_until("chat")["message"] == "still here"
+
+
+def protocol_flood_strikes() -> int:
+    return Limits().flood_disconnect_strikes
+
+
+def test_blank_lines_do_not_keep_a_silent_client_connected(make_server):
+    """Fault 3: only a complete, valid frame proves a client alive."""
+    server = make_server(Limits(idle_timeout=1.0))
+    with RawPeer(server.address) as idler:
+        idler.join("idler")
+        deadline = time.monotonic() + 4 * TIMEOUT
+        told = None
+        while told is None and time.monotonic() < deadline:  # a newline every 0.3 s
+            idler.send(b"\n")
+            try:
+                told = idler.recv_frame(timeout=0.3)
+            except TimeoutError:
+                pass
+        assert told is not None and "Idle timeout" in told["message"]
+        assert idler.closed_by_server()
+
+
+@needs_proc_fd
+def test_a_client_that_half_closes_and_never_reads_is_cut_off(make_server):
+    """Fault 4: asyncio once kept such a socket for ever (a close waiting for a drain)."""
+    server = make_server(Limits(rate_limit=0, close_timeout=0.5))
+    with RawPeer(server.address) as talker:
+        talker.join("talker")
+        time.sleep(0.05)
+        fds = open_fds()
+        stuck = RawPeer(server.address, recv_buffer=4096)
+        try:
+            stuck.join("stuck")
+            for number in range(2000):  # ~ 4 MB it will never read: the server must wait
+                talker.send(chat(f"{number:04d} " + "x" * 2000))
+            stuck.sock.shutdown(socket.SHUT_WR)  # "I am done talking" -- and it never reads
+            wait_for(lambda: "stuck" not in server.usernames())
+            wait_for(lambda: open_fds() == fds + 1, timeout=3 * TIMEOUT)  # only ours is left
+            assert server.core.connection_count == 1
+        finally:
+            stuck.close()
+
+
+@pytest.mark.engines("threads")
+def test_a_thread_that_cannot_start_costs_one_connection_not_the_server(
+    make_server, monkeypatch, caplog
+):
+    """Fault 5: one failed Thread.start() once stopped the accept loop for good."""
+    server = make_server()
+    real_start = threading.Thread.start
+    failures = []
+
+    def start(thread: threading.Thread) -> None:
+        if thread.name.startswith("chat-reader") and not failures:
+            failures.append(thread.name)
+            raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    with caplog.at_level(logging.ERROR), RawPeer(server.address) as unlucky:
+        assert unlucky.closed_by_server()  # refused, alone
+        with RawPeer(server.address) as lucky:
+            assert lucky.join("lucky")["type"] == "welcome"
+    assert failures
+    assert "Cannot start a thread" in caplog.text
+    wait_for(lambda: server.core.connection_count == 0)
+
+
+def test_256_kib_of_bad_frames_write_a_few_log_lines_not_thousands(make_server, caplog):
+    """Fault 11: 256 KiB of "{}" lines once wrote 21,847 WARNING lines."""
+    server = make_server(Limits(rate_limit=0))
+    with caplog.at_level(logging.WARNING), RawPeer(server.address) as mallory:
+        mallory.join("mallory")
+        mallory.sock.sendall(b"{}\n" * (256 * 1024 // 3))
+        errors = 0
+        try:
+            while errors < 256 * 1024 // 3:
+                mallory.recv_until("error")
+                errors += 1
+        except (TimeoutError, EOFError, ConnectionResetError):
+            pass
+    wait_for(lambda: "mallory" not in server.usernames() or errors >= 256 * 1024 // 3)
+    server.stop()
+    about = [r.getMessage() for r in caplog.records if "mallory" in r.getMessage()]
+    assert len(about) <= 10, about
+    assert any(line.startswith("... ") and "more warnings from mallory" in line for line in about)
+
+
+@needs_proc_fd
+@pytest.mark.skipif(os.name != "posix", reason="resource limits are POSIX")
+def test_out_of_file_descriptors_the_server_logs_a_few_lines_and_recovers(engine):
+    """Fault 10: out of descriptors, the server once logged hundreds of tracebacks a second."""
+    limit = 40  # the server's whole process may hold this many files
+
+    def low_limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+    with server_program("--engine", engine, preexec_fn=low_limit) as program:
+        port, log = program.port, program.log
+        crowd = []
+        try:
+            for _ in range(limit + 10):  # more than it can hold
+                try:
+                    crowd.append(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT))
+                except OSError:
+                    break
+            time.sleep(2.5)  # long enough for hundreds of lines, were it one per try
+        finally:
+            for sock in crowd:
+                sock.close()
+
+        def serves_again() -> bool:
+            try:
+                with RawPeer(("127.0.0.1", port)) as peer:
+                    return peer.join("back")["type"] == "welcome"
+            except OSError:
+                return False
+
+        wait_for(serves_again, timeout=3 * TIMEOUT, interval=0.2)
+        errors = [line for line in log() if " - ERROR - " in line]
+    assert errors, "the test did not run the server out of descriptors"
+    assert len(errors) <= 6, errors

@@ -271,7 +271,8 @@ def test_limit_flag_with_impossible_value_is_refused(flag, capsys):
 
 def test_server_command_applies_its_limit_flags():
     """The real program, in a subprocess: --max-clients 1 turns the second client away."""
-    with server_program("--max-clients", "1", "--rate-limit", "0") as port:
+    with server_program("--max-clients", "1", "--rate-limit", "0") as program:
+        port = program.port
         address = ("127.0.0.1", port)
         with RawPeer(address) as first, RawPeer(address) as second:
             assert first.join("alice")["type"] == "welcome"

@@ -143,6 +143,39 @@ def test_frame_of_exactly_the_maximum_size_is_accepted():
     assert decoder.next_frame() == message
 
 
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_a_line_of_the_maximum_length_is_accepted_whatever_its_line_ending(ending):
+    decoder = FrameDecoder(max_frame_bytes=100)
+    line = b'{"type":"ping","pad":"' + b"x" * 76 + b'"}'
+    assert len(line) == 100
+    decoder.feed(line + ending)
+    assert decoder.next_frame() == {"type": "ping", "pad": "x" * 76}
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_a_line_one_byte_over_the_maximum_is_refused_whatever_its_line_ending(ending):
+    decoder = FrameDecoder(max_frame_bytes=100)
+    decoder.feed(b"x" * 101 + ending)
+    with pytest.raises(ProtocolError) as caught:
+        decoder.next_frame()
+    assert caught.value.fatal
+
+
+def test_a_crlf_of_a_maximum_length_line_may_arrive_in_two_reads():
+    decoder = FrameDecoder(max_frame_bytes=100)
+    line = b'{"type":"ping","pad":"' + b"x" * 76 + b'"}'
+    decoder.feed(line + b"\r")  # 101 bytes buffered: the "\n" is on its way
+    assert decoder.next_frame() is None
+    decoder.feed(b"\n")
+    assert decoder.next_frame() == {"type": "ping", "pad": "x" * 76}
+
+
+def test_next_line_returns_every_line_blank_ones_too_without_its_ending():
+    decoder = FrameDecoder()
+    decoder.feed(b'\n{"type":"ping"}\r\n  \nrest')
+    assert [decoder.next_line() for _ in range(4)] == [b"", b'{"type":"ping"}', b"  ", None]
+
+
 def test_decoder_never_buffers_more_than_the_maximum_without_a_newline():
     decoder = FrameDecoder(max_frame_bytes=100)
     chunk = b"x" * 7
@@ -355,10 +388,30 @@ def test_chat_text_is_stripped_of_surrounding_spaces():
     assert protocol.clean_message("  Hi there  ") == "Hi there"
 
 
-@pytest.mark.parametrize("text", ["", "   ", "\t\n", "\x1b\x07", "\x00"])
-def test_chat_text_empty_after_cleaning_is_refused(text):
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   ",
+        "\t\n",
+        "\x1b\x07",
+        "\x00",
+        "\u200b\u200b",  # zero-width spaces
+        "\u3164",  # HANGUL FILLER, which fonts draw blank
+        "\u2800 \u2800",  # BRAILLE PATTERN BLANK
+        "\u200e\u200f",  # left-to-right and right-to-left marks
+        "\u00ad\ufeff\u2060",  # soft hyphen, byte order mark, word joiner
+        "\u00a0\u3000",  # no-break and ideographic spaces
+    ],
+)
+def test_chat_text_with_nothing_visible_is_refused_as_empty(text):
     with pytest.raises(ProtocolError, match="empty"):
         protocol.clean_message(text)
+
+
+@pytest.mark.parametrize("text", ["\u200bhi", "👍🏽", "👨\u200d👩\u200d👧", "e\u0301", "\u3164x"])
+def test_chat_text_with_something_visible_keeps_its_invisible_characters(text):
+    assert protocol.clean_message(text) == text
 
 
 def test_chat_text_of_the_maximum_length_is_accepted():

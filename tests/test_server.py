@@ -26,7 +26,7 @@ import pytest
 from chat.limits import Limits
 from chat.protocol import MAX_FRAME_BYTES
 from chat.server import LOG_FORMAT, AddressInUseError, create_server
-from tests.helpers import TIMEOUT, RawPeer, free_port, read_until, wait_for
+from tests.helpers import TIMEOUT, RawPeer, read_until, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -434,20 +434,34 @@ def test_stop_of_a_server_never_started_returns_at_once(engine):
     assert not server.running
 
 
-def test_second_server_on_the_same_port_stops_the_first(engine):
-    port = free_port()
-    first = create_server(engine, "127.0.0.1", port).start()
+def test_second_server_on_a_port_in_use_is_refused_and_the_first_keeps_serving(engine):
+    """No action at a distance: starting a server never stops another one."""
+    first = create_server(engine, "127.0.0.1", 0).start()
     try:
         with joined(first, "alice") as alice:
-            second = create_server(engine, "127.0.0.1", port).start()
-            try:
-                assert not first.running
-                assert second.running
-                assert alice.recv_until("server_shutdown")
-                with RawPeer(("127.0.0.1", port)) as bob:
-                    assert bob.join("bob")["users"] == ["bob"]
-            finally:
-                second.stop()
+            second = create_server(engine, "127.0.0.1", first.address[1])
+            with pytest.raises(AddressInUseError, match="already in use"):
+                second.start()
+            assert first.running and not second.running
+            alice.send({"type": "ping"})
+            assert alice.recv_frame() == {"type": "pong"}
+    finally:
+        first.stop()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="all of 127.0.0.0/8 is loopback on Linux")
+def test_servers_on_one_port_number_of_two_addresses_both_keep_running(engine):
+    """Fault 8: the port number alone does not name a server; its address does."""
+    first = create_server(engine, "127.0.0.1", 0).start()
+    try:
+        second = create_server(engine, "127.0.0.2", first.address[1]).start()
+        try:
+            assert first.running and second.running
+            for server in (first, second):
+                with RawPeer(server.address) as peer:
+                    assert peer.join("alice")["users"] == ["alice"]
+        finally:
+            second.stop()
     finally:
         first.stop()
 
@@ -549,6 +563,40 @@ def test_server_program_stops_cleanly_on_a_signal_right_after_starting(signum):
     finally:
         process.kill()
         process.wait(timeout=TIMEOUT)
+
+
+@posix_only
+@pytest.mark.engines("threads")
+@pytest.mark.parametrize("program", ["chat.server", "chat.client"])
+def test_python_dash_m_loads_each_module_of_the_program_once(program, server):
+    """Fault 9: ``python -m chat.server`` once held two ChatServer classes.
+
+    ``-X importtime`` lists every module imported; the program itself runs as
+    ``__main__`` and must not be imported again under its own name.
+    """
+    port = str(server.address[1])
+    if program == "chat.server":
+        command = [sys.executable, "-X", "importtime", "-m", "chat.server", "--port", "0"]
+        process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        try:
+            assert process.stderr is not None
+            log = read_until(process.stderr.fileno(), b"Waiting for connections", 3 * TIMEOUT)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(TIMEOUT)
+            assert process.stderr is not None
+            log += process.stderr.read()
+            process.stderr.close()
+    else:
+        command = [sys.executable, "-X", "importtime", "-m", "chat.client"]
+        command += ["--host", "127.0.0.1", "--port", port, "--username", "bot"]
+        done = subprocess.run(command, input=b"hi\n", capture_output=True, timeout=3 * TIMEOUT)
+        assert done.returncode == 0, done.stderr
+        log = done.stderr
+    imported = re.findall(rb"\|\s*(chat(?:\.\w+)*)\s*$", log, re.MULTILINE)
+    assert imported, log
+    assert len(imported) == len(set(imported)), "a module was imported twice"
+    assert f"{program}.__main__".encode() not in imported
 
 
 def test_server_program_explains_a_port_in_use_in_one_line():

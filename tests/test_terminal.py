@@ -102,6 +102,29 @@ def test_piped_lines_are_sent_and_the_client_leaves_cleanly_at_the_end(server):
     assert "\x1b" not in result.stdout  # no prompt, no cursor movement when piped
 
 
+def test_every_piped_line_arrives_in_order_even_past_the_servers_rate(server):
+    """Fault 2: 25 lines at once used to lose 6 to "Slow down" (burst 20, 5 a second)."""
+    lines = [f"line {number}" for number in range(25)]
+    with watcher(server) as alice:
+        result = run_piped(server.address[1], "bob", "".join(f"{line}\n" for line in lines))
+        assert result.returncode == 0, result.stderr
+        heard = [alice.recv_until("chat")["message"] for _ in lines]
+    assert heard == lines
+    assert "Slow down" not in result.stdout + result.stderr
+
+
+def test_help_says_what_happens_to_piped_input():
+    result = subprocess.run(
+        [sys.executable, "-m", "chat.client", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=ROOT,
+        env=ENV,
+    )
+    assert "paced to the rate limit" in " ".join(result.stdout.split())
+
+
 def test_piped_ping_prints_pong(server):
     result = run_piped(server.address[1], "bob", "/ping\n")
     assert result.returncode == 0
@@ -302,7 +325,7 @@ def test_connection_lost_during_a_command_ends_the_client_without_a_traceback():
         fake.welcome("alice")
         term.expect(b"alice> ")
         term.type(b"/ping\r")
-        assert fake.recv_frame() == {"type": "ping"}
+        assert fake.recv_frame()["type"] == "ping"
         fake.conn.close()  # gone while the client waits for the pong
         assert term.process.wait(timeout=TIMEOUT) == 0
         term.expect(b"Server closed the connection")

@@ -8,6 +8,7 @@ TLS support are skipped, saying so.
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import subprocess
@@ -134,6 +135,53 @@ def test_server_full_is_said_inside_the_tunnel(make_tls_server, trusting):
             ChatClient(*server.address, ssl_context=trusting).connect("bob")
 
 
+def test_connections_still_in_their_handshake_count_toward_max_clients(make_tls_server, trusting):
+    """Fault 6: silent connections in the TLS handshake once counted toward nothing."""
+    server = make_tls_server(Limits(max_clients=3))
+    silent = [socket.create_connection(server.address, timeout=TIMEOUT) for _ in range(3)]
+    try:
+        wait_for(lambda: server.core.connection_count == 3)
+        with pytest.raises(JoinError, match="Server full"):
+            ChatClient(*server.address, ssl_context=trusting).connect("alice")
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_connections_still_in_their_handshake_count_toward_max_per_ip(make_tls_server, trusting):
+    server = make_tls_server(Limits(max_connections_per_ip=2))
+    silent = [socket.create_connection(server.address, timeout=TIMEOUT) for _ in range(2)]
+    try:
+        wait_for(lambda: server.core.connection_count == 2)
+        with pytest.raises(JoinError, match=r"Too many connections from 127\.0\.0\.1"):
+            ChatClient(*server.address, ssl_context=trusting).connect("alice")
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_stop_with_handshakes_in_flight_is_quiet_and_closes_them(make_tls_server, caplog):
+    """Fault 10: asyncio once logged "Task was destroyed" and left their sockets open."""
+    server = make_tls_server()
+    silent = [socket.create_connection(server.address, timeout=TIMEOUT) for _ in range(5)]
+    try:
+        wait_for(lambda: server.core.connection_count == 5)
+        with caplog.at_level(logging.WARNING):
+            server.stop(timeout=2.0)
+        assert not server.running
+        for sock in silent:
+            sock.settimeout(TIMEOUT)
+            try:
+                assert sock.recv(4096) == b""  # closed by the server
+            except ConnectionResetError:
+                pass  # also closed
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+        assert "Task was destroyed" not in caplog.text
+    finally:
+        for sock in silent:
+            sock.close()
+
+
 def test_many_frames_both_ways_at_once_arrive_intact(make_tls_server, trusting):
     """The reader and writer threads share each TLS connection: nothing may corrupt it."""
     server = make_tls_server(Limits(rate_limit=0))
@@ -179,7 +227,8 @@ def test_tls_client_sees_the_server_say_goodbye(tls_server, trusting):
 
 def test_server_and_terminal_client_programs_chat_over_tls(pem_files):
     tls = ["--tls-cert", str(pem_files["cert"]), "--tls-key", str(pem_files["key"])]
-    with server_program(*tls) as port:
+    with server_program(*tls) as program:
+        port = program.port
         client = [sys.executable, "-m", "chat.client", "--host", "127.0.0.1"]
         client += ["--port", str(port), "--username", "bot", "--cafile", str(pem_files["ca"])]
         done = subprocess.run(

@@ -34,7 +34,7 @@ the connection ends, never sent on the wire:
 
 from __future__ import annotations
 
-import collections
+import itertools
 import logging
 import queue
 import socket
@@ -83,13 +83,54 @@ class ConnectionClosed(ChatError):
 
 
 class _PendingPing:
-    """A ping waiting for its pong.  Pongs carry no id: they come back in order."""
+    """A ping waiting for its pong (or for the error that refuses it)."""
 
     def __init__(self, wanted: bool) -> None:
         self.wanted = wanted  # False for keep-alive pings nobody waits for
         self.sent = time.perf_counter()
         self.rtt: float | None = None
+        self.refused: str | None = None  # the server's error, if it refused this ping
         self.answered = threading.Event()
+
+
+class _Pacer:
+    """Keeps our frames within the rate the server announced, so none is refused.
+
+    The server allows each client ``rate`` frames a second on average, with
+    bursts of ``burst`` (a token bucket, :mod:`chat.core`), and refuses the
+    rest with "Slow down".  A person never notices; a program that sends a file
+    line by line would lose lines.  So the client keeps a bucket of its own,
+    a little stricter than the server's (frames may arrive closer together than
+    they were sent), and waits for a token before each frame.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate * 0.95
+        self.capacity = max(1.0, burst - 2.0)
+        self.tokens = max(0.0, burst - 3.0)  # the join took one of the server's
+        self.last = time.monotonic()
+
+    @classmethod
+    def from_welcome(cls, welcome: Event) -> _Pacer | None:
+        """The pace the welcome announces (``limits``), or None: an older server."""
+        limits = welcome.get("limits")
+        if not isinstance(limits, dict):
+            return None
+        rate, burst = limits.get("rate_limit"), limits.get("rate_burst")
+        if not isinstance(rate, (int, float)) or not isinstance(burst, int) or rate <= 0:
+            return None  # no limit announced, or none at all
+        # A server cannot make us wait more than two seconds a frame.
+        return cls(max(float(rate), 0.5), min(max(burst, 1), 1000))
+
+    def wait(self) -> None:
+        """Sleep until a frame may go, and take its token."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            time.sleep((1 - self.tokens) / self.rate)
+            self.tokens, self.last = 1.0, time.monotonic()
+        self.tokens -= 1
 
 
 class ChatClient:
@@ -128,9 +169,13 @@ class ChatClient:
         self._stream: socket.socket | TLSChannel | None = None  # recv/sendall go here
         self._decoder = FrameDecoder(protocol.MAX_SERVER_FRAME_BYTES)
         self._send_lock = threading.Lock()
-        self._pings: collections.deque[_PendingPing] = collections.deque()
+        self._pacer: _Pacer | None = None  # set from the welcome
+        self._pings: dict[int, _PendingPing] = {}  # by request id, in sending order
+        self._pings_lock = threading.Lock()
+        self._ping_ids = itertools.count(1)
         self._last_sent = time.monotonic()
         self._closing = False
+        self._broken: str | None = None  # why sending failed, if it did
         self._receiver: threading.Thread | None = None
         self._shutdown_message: str | None = None
 
@@ -152,8 +197,10 @@ class ChatClient:
         except ProtocolError as exc:
             raise JoinError(str(exc)) from None
         where = f"{self.host}:{self.port}"
-        # A fresh decoder: bytes left from an earlier, failed try are not part of this stream.
+        # A fresh start: what an earlier, failed try left is not part of this stream.
         self._decoder = FrameDecoder(protocol.MAX_SERVER_FRAME_BYTES)
+        self._broken = None
+        self._pacer = None
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except ConnectionRefusedError:
@@ -177,6 +224,7 @@ class ChatClient:
             raise
         self.username = username
         self.users = _user_list(welcome)
+        self._pacer = _Pacer.from_welcome(welcome)
         self._deliver(welcome)  # first event, before anything the receive thread sees
         sock.settimeout(self.keepalive or None)
         self._receiver = threading.Thread(
@@ -248,33 +296,70 @@ class ChatClient:
         return self._receiver is not None and self._receiver.is_alive() and not self._closing
 
     def send_chat(self, text: str) -> None:
-        """Send a chat message.  The server relays it to everyone, us included."""
+        """Send a chat message.  The server relays it to everyone, us included.
+
+        If the server announced a rate limit, this waits as long as it takes to
+        keep to it (at most a fraction of a second, unless you send many
+        messages at once), so that no message is refused.
+        """
         self._send(protocol.chat(text))
 
     def ping(self, timeout: float | None = None) -> float:
-        """Send a ping and wait for the pong.  Returns the round trip in seconds."""
-        pending = self._send(protocol.ping(), ping=_PendingPing(wanted=True))
-        assert pending is not None
+        """Send a ping and wait for the pong.  Returns the round trip in seconds.
+
+        Each ping carries an ``id`` that the server's pong (or its refusal)
+        carries back, so that a refused ping fails at once, alone, and never
+        takes the answer meant for the next one.
+        """
+        pending = _PendingPing(wanted=True)
+        self._send_ping(pending)
         if not pending.answered.wait(self.timeout if timeout is None else timeout):
+            with self._pings_lock:
+                self._pings = {i: p for i, p in self._pings.items() if p is not pending}
             raise ChatError("No answer to ping: the server may be gone")
+        if pending.refused is not None:
+            raise ChatError(f"The server refused the ping: {pending.refused}")
         if pending.rtt is None:
             raise ConnectionClosed("The connection closed before the pong arrived")
         return pending.rtt
 
-    def _send(self, message: Event, ping: _PendingPing | None = None) -> _PendingPing | None:
-        if self._stream is None or self._closing:
-            raise ConnectionClosed("Not connected")
+    def _send_ping(self, pending: _PendingPing) -> None:
+        request_id = next(self._ping_ids)
+        with self._pings_lock:
+            self._pings[request_id] = pending
+        self._send(protocol.ping(request_id), ping=pending)
+
+    def _send(self, message: Event, ping: _PendingPing | None = None) -> None:
+        """Send one frame, paced; a failed or partial send ends the connection.
+
+        Why end it?  ``sendall`` may have sent part of the frame before it
+        failed (a timeout, say).  Whatever we sent next would be glued to that
+        half, and the server would read garbage: a stream that lost its frame
+        boundary cannot be repaired, only closed.
+        """
+        if self._stream is None or self._closing or self._broken:
+            raise ConnectionClosed(self._broken or "Not connected")
         data = protocol.encode(message)
         with self._send_lock:
+            if self._pacer is not None:
+                self._pacer.wait()
             if ping is not None:
                 ping.sent = time.perf_counter()
-                self._pings.append(ping)  # under the lock: pings queue in sending order
             try:
                 self._stream.sendall(data)
             except OSError as exc:
-                raise ConnectionClosed(f"Connection lost: {exc.strerror or exc}") from None
+                self._broken = f"Connection lost: {exc.strerror or exc}"
+                self._shut_down()  # the receive thread ends, and reports why
+                raise ConnectionClosed(self._broken) from None
             self._last_sent = time.monotonic()
-        return ping
+
+    def _shut_down(self) -> None:
+        """Wake the receive thread (a blocked ``recv`` returns) and end the connection."""
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # -- receiving
 
@@ -298,26 +383,24 @@ class ChatClient:
         except (OSError, ChatError) as exc:
             reason = f"Connection lost: {getattr(exc, 'strerror', None) or exc}"
         finally:
-            try:
-                self._sock.shutdown(socket.SHUT_RDWR)  # let the server see us go too
-            except OSError:
-                pass
+            self._shut_down()  # let the server see us go too
             if self._closing:
                 reason = "You left the chat"
             elif self._shutdown_message:
                 reason = self._shutdown_message
+            elif self._broken:
+                reason = self._broken
             self._closing = True
-            for pending in self._pings:
+            with self._pings_lock:
+                pings, self._pings = self._pings, {}
+            for pending in pings.values():
                 pending.answered.set()  # nobody waits for a pong that cannot come
             self._deliver({"type": DISCONNECTED, "reason": reason})
 
     def _dispatch_buffered(self) -> None:
         while (message := self._decoder.next_frame()) is not None:
             kind = message["type"]
-            if kind == "pong" and self._pings:
-                pending = self._pings.popleft()
-                pending.rtt = time.perf_counter() - pending.sent
-                pending.answered.set()
+            if kind in ("pong", "error") and self._answers_ping(message):
                 continue
             if kind == "welcome":
                 self.users = _user_list(message)
@@ -329,9 +412,32 @@ class ChatClient:
                 self._shutdown_message = str(message.get("message", "Server shut down"))
             self._deliver(message)
 
+    def _answers_ping(self, message: Event) -> bool:
+        """Match a pong, or an error refusing a ping, to its ping.  True if consumed.
+
+        By ``id``; a pong without one (a server that predates ids) answers the
+        oldest ping, since pongs then come back in the order of the pings.
+        """
+        request_id = message.get("id")
+        with self._pings_lock:
+            if isinstance(request_id, int) and not isinstance(request_id, bool):
+                pending = self._pings.pop(request_id, None)
+            elif message["type"] == "pong" and request_id is None and self._pings:
+                pending = self._pings.pop(next(iter(self._pings)))
+            else:
+                pending = None
+        if pending is None:
+            return message["type"] == "pong"  # a late pong: nobody waits for it any more
+        if message["type"] == "pong":
+            pending.rtt = time.perf_counter() - pending.sent
+        else:
+            pending.refused = str(message.get("message", "refused"))
+        pending.answered.set()
+        return pending.wanted or message["type"] == "pong"  # a refused keep-alive is shown
+
     def _keep_alive(self) -> None:
         if self.keepalive and time.monotonic() - self._last_sent >= self.keepalive:
-            self._send(protocol.ping(), ping=_PendingPing(wanted=False))
+            self._send_ping(_PendingPing(wanted=False))
 
     def _deliver(self, event: Event) -> None:
         try:
@@ -346,10 +452,7 @@ class ChatClient:
         if self._sock is None:
             return
         self._closing = True
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the receive thread
-        except OSError:
-            pass
+        self._shut_down()  # wakes the receive thread
         if self._receiver is not None and self._receiver is not threading.current_thread():
             self._receiver.join(self.timeout)
         self._sock.close()

@@ -9,9 +9,12 @@ on Linux and macOS, tells us what you have typed so far).  One lock makes sure
 two threads never draw at the same time.
 
 When standard input is not a terminal (``printf 'hi\\n' | python -m chat.client
---username bot``) there is no prompt: every line is sent, and at the end of the
-input the client pings the server once -- the pong comes back after the
-server's answers to everything sent before it -- and then leaves.
+--username bot``) there is no prompt: every line is sent, paced by
+:class:`chat.client.ChatClient` to the rate limit the server announced in its
+welcome, so that a file of a hundred lines arrives whole instead of losing
+lines to "Slow down".  At the end of the input the client pings the server
+once -- the pong comes back after the server's answers to everything sent
+before it -- and then leaves.
 """
 
 from __future__ import annotations
@@ -110,7 +113,13 @@ class Screen:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m chat.client", description="Chat from a terminal."
+        prog="python -m chat.client",
+        description="Chat from a terminal.",
+        epilog="When standard input is not a terminal (printf 'hi\\n' | python -m chat.client "
+        "--username bot), every line is sent as a message, in order, paced to the rate "
+        "limit the server announces so that none is refused (a long file takes a while: "
+        "5 lines a second by default, after a first burst); then the client waits until "
+        "the server has answered everything and leaves.",
     )
     parser.add_argument("--host", help=f"server address (default: {DEFAULT_HOST})")
     parser.add_argument("--port", type=int, help=f"server port (default: {DEFAULT_PORT})")

@@ -1,20 +1,37 @@
-"""What every server engine shares: the listening socket and the public API.
+"""What every server engine shares: listening, the public API, and the connection model.
 
-Three engines serve the same chat rules (:class:`chat.core.ChatCore`):
-:class:`chat.server.ChatServer` runs a thread per client; the ``selectors``
-engine (:mod:`chat.server.engine_selectors`) and the ``asyncio`` engine
-(:mod:`chat.server.engine_asyncio`) run *one* thread that waits for whichever socket
-is ready and serves it, so they need no lock around the core.  Outside they
-are alike -- ``start()``, ``address``, ``running``, ``usernames()``,
-``stop()``, ``serve_forever()``, ``with`` -- so tests, notebooks and the
-benchmark can swap engines freely (see :data:`chat.server.ENGINES`).  That
-common outside is :class:`ServerBase`, written once, here.
+Three engines serve the same chat rules (:class:`chat.core.ChatCore`): a
+thread per client (:mod:`chat.server.engine_threads`), and one thread with an
+event loop, written with :mod:`selectors` (:mod:`chat.server.engine_selectors`)
+or :mod:`asyncio` (:mod:`chat.server.engine_asyncio`).  They differ only in
+*how* bytes move.  Everything else is the same for all three, so it is written
+once, here:
 
-An engine writes two methods: :meth:`ServerBase._start_serving` (start its
-threads; the socket is already listening) and :meth:`ServerBase._stop_serving`
-(say goodbye to every client and close every socket by
-:attr:`ServerBase._deadline`).  :class:`BackgroundServer` does that much for
-the one-thread engines, which write ``_run`` (the loop) and ``_wake``.
+* **The outside** -- ``start()``, ``address``, ``running``, ``usernames()``,
+  ``stop()``, ``serve_forever()``, ``with`` -- so that tests, notebooks and the
+  benchmark swap engines freely (:class:`ServerBase`).
+* **Counting.**  A connection counts from the moment it is accepted until its
+  socket is closed: during a TLS handshake, while it is being closed, always.
+  Otherwise connections the core no longer sees could pile up unseen.
+* **One bounded outbox per connection** (:class:`Connection`): the core's
+  frames are *appended* to the receivers' outboxes and sent later, by the
+  engine, at each receiver's pace.  Why not send at once?  Because sending to a
+  client that stopped reading blocks (or, non-blocking, fails), and nobody
+  else may wait for it.  Why bounded?  A client that never reads would
+  otherwise make us buffer without end: past
+  :attr:`chat.limits.Limits.max_send_queue_bytes` it is disconnected.
+* **Carrying out the core's actions** (:meth:`ServerBase._perform`): ``Send``
+  appends to outboxes, ``Close`` starts a close with a deadline.
+* **Every close has a deadline** (:data:`chat.limits.CLOSE_TIMEOUT`, 2 s): flush
+  what is queued, say goodbye (a FIN), wait for the peer to hang up -- and if
+  it does not, cut it off.  :meth:`ServerBase._tick` enforces the deadlines and
+  the core's timeouts, once a second.
+
+An engine writes how it starts and stops serving, how it sends what waits in
+the outboxes (:attr:`ServerBase._ready` lists the connections that have some),
+how it starts a close and how it aborts a connection.  The bookkeeping here is
+not thread-safe: the threaded engine calls it under its one lock; the event
+loops call it from their one thread.
 """
 
 from __future__ import annotations
@@ -25,16 +42,17 @@ import socket
 import ssl
 import threading
 import time
-import weakref
 
-from chat.core import ChatCore
+from chat.core import Action, ChatCore, Close
 from chat.limits import Limits
+from chat.logthrottle import LogThrottle
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 
 __all__ = [
     "LOG_FORMAT",
     "AddressInUseError",
-    "BackgroundServer",
+    "Connection",
+    "EventLoopServer",
     "ServerBase",
     "listen",
 ]
@@ -47,20 +65,14 @@ LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 #: frame decoder copes with any size.
 RECV_BYTES = 64 * 1024
 
-#: After deciding to close a connection, read and discard what the peer still
-#: sends for at most this long, so that our last frame (an error, say) reaches
-#: it.  Closing a socket with unread input makes the kernel send a reset,
-#: which can destroy data the peer has not read yet ("lingering close").
+#: After our goodbye, how long we read and discard what the peer still sends
+#: while waiting for it to hang up, so that our last frame (an error, say)
+#: reaches it.  Closing a socket with unread input makes the kernel send a
+#: reset, which can destroy data the peer has not read yet ("lingering close").
 LINGER_SECONDS = 1.0
 
-#: How often an engine asks the core to expire join and idle timeouts.
+#: How often the core's join and idle timeouts and the close deadlines are checked.
 HOUSEKEEPING_INTERVAL = 1.0
-
-# Servers running in this process, by port, so that starting a second server
-# on the same port (re-running a notebook cell) stops the first one instead of
-# failing with "Address already in use".
-_running: weakref.WeakValueDictionary[int, ServerBase] = weakref.WeakValueDictionary()
-_running_lock = threading.Lock()
 
 
 class AddressInUseError(OSError):
@@ -94,16 +106,51 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
         raise
 
 
-def _stop_earlier_server(port: int) -> None:
-    with _running_lock:
-        earlier = _running.get(port)
-    if earlier is not None and earlier.running:
-        log.warning("Stopping the earlier server on port %d that this process started", port)
-        earlier.stop()
+def host_port(host: str, port: int) -> str:
+    """``127.0.0.1:12345``, or ``[::1]:12345`` for IPv6, as people write addresses."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Connection:
+    """One client, as every engine sees it: its address, its outbox, its close.
+
+    The outbox is ``out``, a list of encoded frames not yet handed to the
+    kernel, and ``queued``, their size in bytes.  Appending to a list is cheap
+    and a broadcast appends the *same* bytes object to every receiver's list
+    (the core encoded it once); the engine joins a list into one buffer when it
+    sends, so many frames cost one system call.
+    """
+
+    __slots__ = ("address", "close_by", "closed", "closing", "out", "queued")
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.address = address
+        self.out: list[bytes] = []
+        self.queued = 0
+        self.closing = False  # the core closed it: nothing more is queued; flush, then close
+        self.close_by = 0.0  # once closing: when it is cut off, whether flushed or not
+        self.closed = False  # its socket is closed; the engine has forgotten it
+
+    def take(self) -> bytes:
+        """Empty the outbox; return what was in it as one buffer."""
+        out = self.out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self.out = []
+        self.queued = 0
+        return data
+
+    def put_back(self, rest: bytes) -> None:
+        """The kernel took only part of what :meth:`take` gave: keep the rest, first in line."""
+        if rest:
+            self.out.insert(0, rest)
+            self.queued += len(rest)
+
+    def __repr__(self) -> str:
+        return f"<connection {host_port(str(self.address[0]), int(self.address[1]))}>"
 
 
 class ServerBase:
-    """A chat server's public API; engines fill in how connections are served.
+    """A chat server's public API and the machinery every engine shares.
 
     ``start()`` returns once the server is listening, so a client may connect
     straight away.  Port 0 asks the operating system for any free port; read it
@@ -135,6 +182,10 @@ class ServerBase:
         self._stopped = threading.Event()
         self._timeout = 2.0  # set by stop(): the whole shutdown's budget
         self._deadline = 0.0  # set by stop(): when every socket must be closed
+        self._connections: set[Connection] = set()  # every one holding a socket
+        self._closing: set[Connection] = set()  # every one with a close deadline
+        self._ready: list[Connection] = []  # those with frames waiting in their outbox
+        self._log = LogThrottle(log)  # conditions (accept failed, ...), summarised
 
     # -- what engines write
 
@@ -146,14 +197,20 @@ class ServerBase:
         """Say goodbye to every client; every socket and thread done by ``self._deadline``."""
         raise NotImplementedError
 
+    def _start_close(self, conn: Connection) -> None:  # pragma: no cover - abstract
+        """``conn`` is closing: send what its outbox holds, then a FIN, then wait for the peer."""
+        raise NotImplementedError
+
+    def _abort(self, conn: Connection) -> None:  # pragma: no cover - abstract
+        """Close ``conn`` now, dropping whatever is still queued for it."""
+        raise NotImplementedError
+
     # -- starting and stopping
 
     def start(self) -> ServerBase:
         """Bind, listen and start serving in the background."""
         if self._listener is not None:
             raise RuntimeError("this server was already started")
-        if self.port:
-            _stop_earlier_server(self.port)
         self._listener = listen(self.host, self.port, self.backlog)
         self._address = self._listener.getsockname()[:2]
         self.port = self._address[1]
@@ -163,9 +220,7 @@ class ServerBase:
             self._listener.close()
             self._listener = None
             raise
-        with _running_lock:
-            _running[self.port] = self
-        log.info("Chat server started on %s:%d", self.host, self.port)
+        log.info("Chat server started on %s", host_port(self.host, self.port))
         log.info("Waiting for connections...")
         return self
 
@@ -210,9 +265,6 @@ class ServerBase:
         self._stopping.set()  # after the deadline is set: engine threads read it
         log.info("Shutting down...")
         self._stop_serving()
-        with _running_lock:
-            if _running.get(self.port) is self:
-                del _running[self.port]
         self._stopped.set()
         log.info("Server stopped")
 
@@ -226,18 +278,114 @@ class ServerBase:
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
-        host, port = self.address
-        return f"<{type(self).__name__} {host}:{port} {state}>"
+        return f"<{type(self).__name__} {host_port(*self.address)} {state}>"
+
+    # -- the connection model, shared by every engine
+
+    def _open(self, conn: Connection) -> bool:
+        """``conn`` was just accepted: count it, and let the core admit or refuse it.
+
+        Returns whether the core admitted it.  A refused connection is counted
+        too, until its socket is closed: it has been told why ("Server full")
+        and is on its way out, with a deadline like every close.
+        """
+        closing = len(self._connections) - self.core.connection_count
+        self._connections.add(conn)
+        self._perform(self.core.connect(conn, conn.address, closing=closing))
+        return self.core.is_open(conn)
+
+    def _perform(self, actions: list[Action]) -> None:
+        """Carry out the core's actions: queue frames in outboxes, start closes.
+
+        No socket is touched here; the engine sends what waits in the outboxes
+        of :attr:`_ready` afterwards.  This is the hot loop of a broadcast --
+        one append per receiver -- so it is kept plain.
+        """
+        limit = self.limits.max_send_queue_bytes
+        ready = self._ready
+        dropped: list[Action] = []  # what the core says when an overflowing client is dropped
+        for action in actions:
+            if isinstance(action, Close):
+                self._close_soon(action.conn)
+                continue
+            data = action.data
+            size = len(data)
+            for conn in action.to:
+                if conn.closing:
+                    continue
+                queued = conn.queued
+                if queued + size > limit:
+                    dropped += self._overflow(conn)
+                    continue
+                if not queued:
+                    ready.append(conn)
+                conn.out.append(data)
+                conn.queued = queued + size
+        if dropped:  # after everything else, so that every receiver sees one order
+            self._perform(dropped)
+
+    def _overflow(self, conn: Connection) -> list[Action]:
+        """``conn`` stopped reading and its outbox is full: drop it, tell the core."""
+        self._log.log(
+            "send queue",
+            logging.WARNING,
+            "slow clients dropped",
+            "Send queue exceeded for %r: disconnecting it",
+            conn,
+        )
+        self._abort(conn)
+        return self.core.disconnect(conn, "send queue exceeded")
+
+    def _close_soon(self, conn: Connection) -> None:
+        """Start closing ``conn`` politely, with a deadline (``Limits.close_timeout``)."""
+        if conn.closing:
+            return
+        conn.closing = True
+        conn.close_by = time.monotonic() + self.limits.close_timeout
+        if self._stopping.is_set():  # stop() gives half its time to goodbyes
+            conn.close_by = min(conn.close_by, self._deadline - self._timeout / 2)
+        self._closing.add(conn)
+        self._start_close(conn)
+
+    def _lost(self, conn: Connection, reason: str) -> None:
+        """The peer hung up or the connection failed: tell the core (once is enough)."""
+        self._perform(self.core.disconnect(conn, reason))
+
+    def _forget(self, conn: Connection) -> None:
+        """The engine has closed ``conn``'s socket: it no longer counts."""
+        conn.closed = conn.closing = True
+        conn.out = []
+        conn.queued = 0
+        self._connections.discard(conn)
+        self._closing.discard(conn)
+
+    def _tick(self) -> None:
+        """Once a second: the core's join and idle timeouts, then overdue closes."""
+        self._perform(self.core.expire())
+        self._expire_closes(time.monotonic())
+        self._log.tick()
+
+    def _expire_closes(self, now: float) -> None:
+        """Cut off every connection whose close is past its deadline."""
+        for conn in [c for c in self._closing if now >= c.close_by]:
+            self._abort(conn)
+
+    def _begin_shutdown(self) -> None:
+        """Tell every client goodbye and start closing every connection (stop() calls this)."""
+        self._perform(self.core.shutdown())
+        for conn in list(self._connections):  # those the core had already forgotten too
+            self._close_soon(conn)
 
 
-class BackgroundServer(ServerBase):
+class EventLoopServer(ServerBase):
     """A server whose connections are all served by one background thread.
 
     A subclass writes :meth:`_prepare` (set-up that may fail, in the caller's
     thread), :meth:`_run` (the loop; it must return once ``_stopping`` is set,
     after saying goodbye to every client, no later than ``_deadline``) and
     :meth:`_wake` (called from another thread by ``stop()`` to interrupt the
-    loop's wait).
+    loop's wait).  Only the loop thread touches the core and the connections,
+    so no lock is needed.
     """
 
     #: The engine's name in :data:`chat.server.ENGINES`; also names the thread.
@@ -270,8 +418,8 @@ class BackgroundServer(ServerBase):
     def usernames(self) -> list[str]:
         """Who is joined right now.
 
-        Only the loop thread changes the core, and copying a dictionary's keys
-        is one step the GIL never interrupts, so no lock is needed to read it.
+        Only the loop thread changes the core; copying a dictionary is one step
+        the GIL never interrupts, so reading it from another thread is safe.
         """
         return self.core.usernames
 
@@ -281,3 +429,7 @@ class BackgroundServer(ServerBase):
         self._thread.join(max(0.0, self._deadline - time.monotonic()) + 0.5)
         if self._thread.is_alive():
             log.error("The %s engine did not stop within %g s", self.engine, self._timeout)
+
+    def _goodbyes_done(self, now: float) -> bool:
+        """While stopping: True once every connection is closed, or time is up for them."""
+        return not self._connections or now >= self._deadline

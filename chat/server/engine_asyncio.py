@@ -1,31 +1,43 @@
-"""The asyncio chat server: one coroutine per client, one thread for all.
+"""The asyncio engine: one thread, an event loop, and an :class:`asyncio.Protocol`.
 
 Run it with ``python -m chat.server --engine asyncio``.  Same rules as the other
-engines (they all drive :class:`chat.core.ChatCore`), written the way most new
-Python network code is written.
+engines (they all drive :class:`chat.core.ChatCore`) and the same connection
+model (:mod:`chat.server.base`), written with the standard library's event loop.
 
-What asyncio is: the event loop of :mod:`chat.server.engine_selectors`, written once,
-well, and hidden behind ``async``/``await``.  Each client gets a coroutine that
-reads as plainly as the threaded server's reader::
+What asyncio is: the event loop of :mod:`chat.server.engine_selectors`, written
+once, well, by the standard library.  Its lowest public layer is a pair of
+objects per connection: a *transport* (the socket, with a write buffer) and a
+*protocol* whose methods the loop calls when something happens.  Those
+callbacks are exactly the events our sans-I/O core wants:
 
-    while True:
-        data = await reader.read(RECV_BYTES)   # "wait here" -- but not the thread
-        ...
+==========================  ==============================================
+asyncio calls               we do
+==========================  ==============================================
+``connection_made``         count the connection; ``core.connect``
+``data_received(data)``     ``core.receive(conn, data)``
+``eof_received``            the peer hung up: ``core.disconnect``, then close
+``connection_lost``         the socket is gone: forget the connection
+``pause_writing``           the transport's buffer is full: hold frames back
+``resume_writing``          it drained: send what the outbox holds
+==========================  ==============================================
 
-``await`` hands control back to the loop until bytes arrive, so ten thousand
-such coroutines share one thread, costing a few kilobytes each instead of a
-thread's stack.  Only one coroutine runs at a time and it is never interrupted
-between two ``await`` points, so the core needs no lock.
+No task or coroutine per client, nothing to cancel at shutdown, no ``await``
+between receiving bytes and handling them.  (``async``/``await`` with streams
+is the friendlier layer above this one; for a server whose work is "bytes in,
+actions out" the callbacks fit better, and cost less.)
 
-Sending is where care is needed.  ``StreamWriter.write`` tries a ``send``
-system call at once, so writing each broadcast to each client separately would
-cost one system call per frame per client.  Instead a broadcast appends the
-frame to each receiver's outbound list and schedules *one* flush for the end of
-this turn of the loop (``loop.call_soon``); the flush joins each list into one
-``write``.  We never ``await writer.drain()`` on behalf of a receiver: that
-would make the *sender* wait for the slowest receiver.  Instead each client's
-unsent bytes (ours plus the transport's buffer) are bounded; past
-:attr:`chat.limits.Limits.max_send_queue_bytes` the client is disconnected.
+Sending: a broadcast appends the frame to each receiver's outbox, and *one*
+flush at the end of this turn of the loop (``loop.call_soon``) writes each
+outbox to its transport in one ``write``.  We never wait for a receiver
+(``drain``): that would make the *sender* wait for the slowest receiver.
+Instead, when a transport's buffer passes its high-water mark asyncio calls
+``pause_writing`` and we stop writing to it; frames stay in our bounded
+outbox, and a client that never reads is dropped once it is full.
+
+TLS: a connection is accepted as plain TCP and counted at once; then
+``loop.start_tls`` runs the handshake, with a deadline, while the connection
+already counts toward ``max_clients`` -- so silent handshakes cannot pile up
+uncounted.
 """
 
 from __future__ import annotations
@@ -33,52 +45,78 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 import time
-from collections import deque
 from typing import Any
 
-from chat.core import Action, Send
+from chat.core import Action
 from chat.server.base import (
     HOUSEKEEPING_INTERVAL,
-    LINGER_SECONDS,
-    RECV_BYTES,
-    BackgroundServer,
+    Connection,
+    EventLoopServer,
 )
 
 __all__ = ["AsyncioChatServer"]
 
 log = logging.getLogger(__name__)
 
-
-class _Connection:
-    """One client: its stream writer and the frames not yet written."""
-
-    __slots__ = ("address", "closing", "out", "queued", "reader", "timer", "transport", "writer")
-
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, address: tuple
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
-        self.address = address
-        self.out: list[bytes] = []
-        self.queued = 0
-        self.closing = False
-        self.timer: asyncio.TimerHandle | None = None
-
-    def __repr__(self) -> str:
-        return f"<connection {self.address[0]}:{self.address[1]}>"
-
-    def abort(self) -> None:
-        """Close now, dropping anything unsent; the reading coroutine then ends."""
-        self.closing = True
-        self.out = []
-        self.queued = 0
-        self.transport.abort()
+#: Bytes a transport may buffer before asyncio calls ``pause_writing``.  Beyond
+#: that, frames wait in our outbox, which is what the send-queue limit bounds.
+WRITE_BUFFER_HIGH = 64 * 1024
 
 
-class AsyncioChatServer(BackgroundServer):
+class _AsyncioConnection(Connection):
+    """A client of the asyncio engine: its transport, and whether we may write to it."""
+
+    __slots__ = ("finishing", "handshaking", "paused", "peer_done", "transport")
+
+    def __init__(self, transport: asyncio.Transport, address: tuple[str, int]) -> None:
+        super().__init__(address)
+        self.transport = transport
+        self.paused = False  # the transport's buffer is full: frames wait in the outbox
+        self.handshaking = False  # TLS: frames wait in the outbox until the handshake is done
+        self.peer_done = False  # the peer sent its FIN (or TLS goodbye)
+        self.finishing = False  # our FIN (or close) is on its way
+
+
+class _ChatProtocol(asyncio.Protocol):
+    """asyncio's callbacks for one connection, handed to the server's connection model."""
+
+    def __init__(self, server: AsyncioChatServer) -> None:
+        self.server = server
+        self.conn: _AsyncioConnection | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.conn = self.server._connected(transport, self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.conn is not None:
+            self.server._received(self.conn, data)
+
+    def eof_received(self) -> bool:
+        if self.conn is None:
+            return False
+        self.server._peer_finished(self.conn)
+        # Plain TCP: keep the transport; we close it ourselves, after our goodbye.
+        # (Over TLS asyncio closes it anyway, and says so if we ask otherwise.)
+        return self.server.ssl_context is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.conn is not None:
+            self.server._disconnected(self.conn, exc)
+
+    def pause_writing(self) -> None:
+        if self.conn is not None:
+            self.conn.paused = True
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.conn.paused = False
+            self.server._flush(self.conn)
+
+
+class AsyncioChatServer(EventLoopServer):
     """A chat server on one thread running an asyncio event loop.
 
     Same API as :class:`chat.server.ChatServer`::
@@ -91,12 +129,11 @@ class AsyncioChatServer(BackgroundServer):
 
     def _prepare(self) -> None:
         self._loop = asyncio.new_event_loop()
+        self._loop.set_exception_handler(self._on_loop_error)
         self._stop_event = asyncio.Event()
-        self._connections: set[_Connection] = set()
-        self._tasks: set[asyncio.Task] = set()
-        self._dirty: list[_Connection] = []
-        self._shut = False  # the core said goodbye: connections arriving now are closed
-        self._transports: set[asyncio.BaseTransport] = set()  # every one not yet closed
+        self._shut = False  # goodbyes said: connections arriving now are closed at once
+        self._flush_scheduled = False
+        self._handshakes: set[asyncio.Task[None]] = set()
 
     def _wake(self) -> None:
         try:
@@ -107,190 +144,208 @@ class AsyncioChatServer(BackgroundServer):
     def _run(self) -> None:
         try:
             self._loop.run_until_complete(self._serve())
-            self._loop.run_until_complete(self._sweep())
         finally:
             self._loop.close()
 
     async def _serve(self) -> None:
-        server = await asyncio.start_server(
-            self._on_connect,
-            sock=self._listener,
-            ssl=self.ssl_context,
-            limit=RECV_BYTES,
-            ssl_handshake_timeout=(
-                getattr(self.limits, "tls_handshake_timeout", 10.0) if self.ssl_context else None
-            ),
+        assert self._listener is not None
+        server = await self._loop.create_server(
+            lambda: _ChatProtocol(self), sock=self._listener, backlog=self.backlog
         )
-        housekeeping = asyncio.create_task(self._housekeeping())
+        tick = self._loop.call_later(HOUSEKEEPING_INTERVAL, self._housekeeping)
         try:
             await self._stop_event.wait()
         finally:
-            # Stop accepting, but close the asyncio Server only at the end: in
-            # Python 3.11 a connection accepted just before ``server.close()``
-            # hits an assertion in ``Server._attach`` and its socket leaks.
-            assert self._listener is not None
-            self._loop.remove_reader(self._listener.fileno())
-            housekeeping.cancel()
-            # Connections accepted in this very turn have a handler task that
-            # has not started yet: let them start, so the goodbye reaches them too.
-            for _ in range(3):
-                await asyncio.sleep(0)
-            self._shut = True
-            self._perform(self.core.shutdown())
-            self._flush_dirty()
-            grace = max(0.0, self._deadline - self._timeout / 2 - time.monotonic())
-            if self._tasks:
-                await asyncio.wait(set(self._tasks), timeout=grace)
-            for conn in list(self._connections):
-                conn.abort()  # each reading coroutine now sees the end and returns
-            if self._tasks:
-                await asyncio.wait(set(self._tasks), timeout=0.2)
-            for task in list(self._tasks):
-                task.cancel()
-            server.close()  # closes the listening socket
+            tick.cancel()
+            await self._shut_down(server)
 
-    async def _sweep(self) -> None:
-        """Close connections that asyncio accepted in the loop's last turns.
-
-        asyncio finishes accepting a connection in a task of its own, and calls
-        :meth:`_on_connect` a turn or two later: give those turns, so that no
-        socket outlives the loop.  Late handlers see ``_shut`` and abort.
-        """
-        for _ in range(5):
-            await asyncio.sleep(0.01)
-            others = asyncio.all_tasks() - {asyncio.current_task()}
-            if others:
-                left = self._deadline - time.monotonic()  # stop()'s time is nearly up
-                await asyncio.wait(others, timeout=min(0.2, max(0.02, left)))
-            for transport in list(self._transports):
-                transport.abort()
-            if not others and not self._transports:
-                break
-        await asyncio.sleep(0)  # an aborted transport closes its socket one turn later
-
-    async def _housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
-            self._perform(self.core.expire())
-
-    def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Any:
-        """Called by asyncio the moment a connection is made; returns its coroutine.
-
-        Noting the transport here, before the coroutine even starts, lets
-        :meth:`_serve` close every connection at shutdown, including those
-        accepted in the very last turn of the loop.
-        """
-        self._transports.add(writer.transport)
-        return self._handle(reader, writer)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """One client's coroutine: feed what it sends to the core until it ends."""
-        if self._shut:  # accepted while the server stopped: too late to say hello
-            self._transports.discard(writer.transport)
-            writer.transport.abort()
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        address = writer.get_extra_info("peername")
-        sock = writer.get_extra_info("socket")
-        if sock is not None:  # asyncio sets it too; say so where readers look
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _Connection(reader, writer, address)
-        # Connections still closing (lingering) hold sockets too: they count.
-        closing = len(self._connections) - self.core.connection_count
-        self._connections.add(conn)
-        reason = "connection closed by client"
+    async def _shut_down(self, server: asyncio.Server) -> None:
+        """Stop accepting, say goodbye, and close every connection by the deadline."""
+        # Stop accepting, but close the asyncio Server only at the end: in
+        # Python 3.11 a connection accepted just before ``server.close()``
+        # fails an assertion in ``Server._attach`` and its socket leaks.
+        assert self._listener is not None
         try:
-            self._perform(self.core.connect(conn, address, closing=closing))
-            while True:
-                data = await reader.read(RECV_BYTES)
-                if not data:
-                    break
-                if not conn.closing:  # while lingering, input is read and dropped
-                    self._perform(self.core.receive(conn, data))
-        except OSError as exc:
-            reason = f"connection lost: {exc.strerror or exc}"
-        except asyncio.CancelledError:  # only at shutdown, and this task is the last word
-            reason = "server shutdown"
-        finally:
-            self._perform(self.core.disconnect(conn, reason))
-            self._flush(conn)  # a last try: the peer may still read after its FIN
-            if conn.timer is not None:
-                conn.timer.cancel()
-            self._connections.discard(conn)
-            self._tasks.discard(task)
-            self._transports.discard(writer.transport)
-            writer.close()
+            self._loop.remove_reader(self._listener.fileno())
+        except NotImplementedError:  # a loop without readers (Windows' proactor)
+            server.close()
+        for _ in range(3):  # connections accepted in this very turn: let them arrive
+            await asyncio.sleep(0)
+        self._shut = True
+        self._begin_shutdown()
+        self._flush_ready()
+        while not self._goodbyes_done(time.monotonic()):
+            await asyncio.sleep(0.02)
+            self._expire_closes(time.monotonic())
+        for task in list(self._handshakes):  # handshakes still running: cancel, and wait
+            task.cancel()
+        if self._handshakes:
+            await asyncio.wait(set(self._handshakes), timeout=0.5)
+        for conn in list(self._connections):
+            self._abort(conn)
+        server.close()
+        for _ in range(2):  # an aborted transport closes its socket one turn later
+            await asyncio.sleep(0)
 
-    # -- carrying out the core's decisions
+    def _housekeeping(self) -> None:
+        self._tick()
+        self._loop.call_later(HOUSEKEEPING_INTERVAL, self._housekeeping)
+
+    def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """asyncio's own errors (``accept()`` out of file descriptors, say), summarised."""
+        message = str(context.get("message", "asyncio error"))
+        exc = context.get("exception")
+        self._log.log(
+            ("asyncio", message),
+            logging.ERROR,
+            "asyncio errors like it",
+            "%s%s",
+            message,
+            f": {exc}" if exc else "",
+            exc_info=None if exc is None or isinstance(exc, OSError) else exc,
+        )
+
+    # -- the protocol's events
+
+    def _connected(
+        self, transport: asyncio.Transport, protocol: _ChatProtocol
+    ) -> _AsyncioConnection | None:
+        peer = transport.get_extra_info("peername")
+        if self._shut or peer is None:  # too late to say hello, or already gone
+            transport.abort()
+            return None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # asyncio sets it only for sockets that name their protocol
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        conn = _AsyncioConnection(transport, tuple(peer[:2]))
+        if self.ssl_context is not None:
+            conn.handshaking = True
+            transport.pause_reading()  # start_tls takes the bytes from here on
+        self._open(conn)  # counted from now on, during the handshake too
+        if conn.handshaking:
+            task = self._loop.create_task(self._start_tls(conn, protocol))
+            self._handshakes.add(task)
+            task.add_done_callback(self._handshakes.discard)
+        return conn
+
+    async def _start_tls(self, conn: _AsyncioConnection, protocol: _ChatProtocol) -> None:
+        """The TLS handshake, with a deadline; then what waited for it."""
+        assert self.ssl_context is not None
+        raw = conn.transport
+        try:
+            tls = await self._loop.start_tls(
+                raw,
+                protocol,
+                self.ssl_context,
+                server_side=True,
+                ssl_handshake_timeout=self.limits.tls_handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            self._handshake_failed(conn, raw, "server shutdown")
+            raise
+        except (OSError, ssl.SSLError, ValueError) as exc:  # also the handshake's timeout
+            detail = str(exc) or type(exc).__name__  # a reset says nothing more
+            self._log.log(
+                "tls",
+                logging.WARNING,
+                "failed TLS handshakes",
+                "TLS handshake with %r failed: %s",
+                conn,
+                detail,
+            )
+            self._handshake_failed(conn, raw, f"TLS handshake failed: {detail}")
+            return
+        if tls is None or conn.closed:  # aborted meanwhile
+            return
+        assert isinstance(tls, asyncio.Transport)
+        tls.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        conn.transport = tls
+        conn.handshaking = False
+        self._flush(conn)  # frames queued during the handshake (a refusal, say)
+        if conn.closing:
+            self._finish_close(conn)
+
+    def _handshake_failed(
+        self, conn: _AsyncioConnection, raw: asyncio.Transport, reason: str
+    ) -> None:
+        # asyncio does not report connection_lost for a connection whose TLS
+        # never started, so we forget it here.
+        self._lost(conn, reason)
+        raw.abort()
+        self._forget(conn)
+
+    def _received(self, conn: _AsyncioConnection, data: bytes) -> None:
+        if not conn.closing:  # while lingering, input is read and dropped
+            self._perform(self.core.receive(conn, data))
+
+    def _peer_finished(self, conn: _AsyncioConnection) -> None:
+        conn.peer_done = True
+        if conn.closing:  # our goodbye was out already: both sides are done
+            conn.transport.close()
+            return
+        self._lost(conn, "connection closed by client")
+        self._close_soon(conn)  # a last flush: the peer may still read after its FIN
+
+    def _disconnected(self, conn: _AsyncioConnection, exc: Exception | None) -> None:
+        reason = f"connection lost: {exc}" if exc else "connection closed by client"
+        self._lost(conn, reason)
+        self._forget(conn)
+
+    # -- sending
 
     def _perform(self, actions: list[Action]) -> None:
-        """Queue frames and begin closes; one flush at the end of this turn sends them."""
-        limit = self.limits.max_send_queue_bytes
-        dirty = self._dirty
-        pending = deque(actions)
-        while pending:
-            action = pending.popleft()
-            if not isinstance(action, Send):
-                self._begin_close(action.conn)
-                continue
-            data = action.data
-            size = len(data)
-            for conn in action.to:  # the hot loop: one append per receiver
-                if conn.closing:
-                    continue
-                if conn.queued + size > limit:
-                    pending += self._overflow(conn)
-                    continue
-                if not conn.out:
-                    if not dirty:
-                        self._loop.call_soon(self._flush_dirty)
-                    dirty.append(conn)
-                conn.out.append(data)
-                conn.queued += size
+        """As every engine does; then make sure one flush runs at the end of this turn."""
+        super()._perform(actions)
+        if self._ready and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush_ready)
 
-    def _overflow(self, conn: _Connection) -> list[Action]:
-        log.warning("Send queue exceeded for %r: disconnecting it", conn)
-        conn.abort()
-        return self.core.disconnect(conn, "send queue exceeded")
-
-    def _flush_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for conn in dirty:
+    def _flush_ready(self) -> None:
+        self._flush_scheduled = False
+        ready, self._ready = self._ready, []
+        for conn in ready:
             self._flush(conn)
 
-    def _flush(self, conn: _Connection) -> None:
-        """Hand everything queued to the transport in one write."""
-        if not conn.out or conn.transport.is_closing():
+    def _flush(self, conn: Connection) -> None:
+        """Hand everything queued to the transport in one write, unless it asked us to wait."""
+        assert isinstance(conn, _AsyncioConnection)
+        if conn.closed or conn.handshaking or conn.paused:
             return
-        data = conn.out[0] if len(conn.out) == 1 else b"".join(conn.out)
+        if conn.out:
+            conn.transport.write(conn.take())  # may call pause_writing at once: fine
+        if conn.closing:
+            self._finish_close(conn)
+
+    # -- closing (what the shared connection model asks of an engine)
+
+    def _start_close(self, conn: Connection) -> None:
+        assert isinstance(conn, _AsyncioConnection)
+        if not conn.handshaking:
+            self._flush(conn)  # writes what is queued, then the goodbye
+
+    def _finish_close(self, conn: _AsyncioConnection) -> None:
+        """Everything is written (to the transport's buffer): send our FIN after it.
+
+        Then we wait for the peer to hang up (its FIN ends the connection in
+        :meth:`_peer_finished`), reading and dropping what it still sends; the
+        close's deadline cuts off a peer that never does.
+        """
+        if conn.finishing or conn.out:
+            return
+        conn.finishing = True
+        transport = conn.transport
+        if conn.peer_done or not transport.can_write_eof():  # TLS closes with close_notify
+            transport.close()
+            return
+        try:
+            transport.write_eof()  # after the buffered frames: a clean FIN
+        except OSError:  # the peer is already gone
+            transport.abort()
+
+    def _abort(self, conn: Connection) -> None:
+        assert isinstance(conn, _AsyncioConnection)
+        conn.closing = True
         conn.out = []
         conn.queued = 0
-        if conn.transport.get_write_buffer_size() + len(data) > self.limits.max_send_queue_bytes:
-            self._perform(self._overflow(conn))
-            return
-        conn.transport.write(data)
-        if conn.closing:
-            self._half_close(conn)
-
-    def _begin_close(self, conn: _Connection) -> None:
-        """The core closed ``conn``: flush, send a FIN, linger, then close."""
-        if conn.closing:
-            return
-        conn.closing = True
-        if not conn.out:
-            self._half_close(conn)
-        # else: the flush already scheduled half-closes after writing
-
-    def _half_close(self, conn: _Connection) -> None:
-        if conn.timer is not None:
-            return
-        if conn.transport.can_write_eof():
-            try:
-                conn.transport.write_eof()  # sent after the buffered frames: a clean FIN
-            except OSError:  # the peer is already gone
-                conn.transport.abort()
-                return
-        # The peer should close now; if it does not, give up after the lingering time.
-        conn.timer = self._loop.call_later(2 * LINGER_SECONDS, conn.transport.abort)
+        conn.transport.abort()  # connection_lost follows, and forgets it

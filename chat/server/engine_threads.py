@@ -1,49 +1,43 @@
-"""The threaded chat server: a thread per client around the I/O-free chat core.
+"""The threaded engine: a reader and a writer thread per client, around one lock.
 
-Run it from a terminal::
-
-    python -m chat.server                      # localhost:12345
-    python -m chat.server --host 0.0.0.0       # every network interface
-    python -m chat.server --port 0             # any free port (printed in the log)
-
-or from Python, for example in a notebook, where it runs in the background::
-
-    with ChatServer(port=0) as server:         # starts, and stops at the end
-        print(server.address)                  # ('127.0.0.1', 43117)
-
-How it works.  All chat rules live in :class:`chat.core.ChatCore`; this module
-only moves bytes between sockets and that core.
+Use it from Python (``ChatServer`` is this engine) or run it with
+``python -m chat.server`` (the default ``--engine threads``).  The chat rules
+live in :class:`chat.core.ChatCore`; what every engine shares -- counting
+connections, their bounded outboxes, carrying out the core's actions, closing
+with a deadline -- lives in :mod:`chat.server.base`.  This module holds only
+what is particular to threads:
 
 * One *accept* thread waits for new connections.
 * Each client gets a *reader* thread.  ``recv`` blocks, which is fine: it only
   blocks this client's own thread.  Whatever arrives goes to the core.
-* Each client also gets a *writer* thread with its own bounded outbound queue.
+* Each client also gets a *writer* thread that sends what waits in its outbox.
   Why not just ``sendall`` to every receiver from the sender's reader thread?
   Because ``sendall`` blocks when a receiver stops reading and its socket
   buffers fill up: one stalled client would freeze everyone who talks to it.
-  With a queue per client, a broadcast only appends bytes to queues, which
-  never blocks; each writer sends at its own client's pace.  A client whose
-  queue passes :data:`chat.limits.MAX_SEND_QUEUE_BYTES` is disconnected rather
-  than buffered without end.  A writer joins everything queued into one
-  ``sendall``: one system call for many frames.
+  With an outbox per client, a broadcast only appends bytes, which never
+  blocks; each writer sends at its own client's pace.
+* **One lock** guards the core and every outbox, because all reader threads
+  share them.  It is held only while the core computes and frames are
+  appended -- never during socket I/O -- so no slow client can hold it.
+  Appending under the lock also means every client receives broadcasts in the
+  same order.  Each writer waits on a condition variable built on that same
+  lock, so "is there something for me?" is asked and answered under it.
 * A shortcut for speed: after releasing the lock, the thread that queued
   frames sends them itself with a send that cannot block (``MSG_DONTWAIT``);
   the writer thread is woken only for what the kernel refuses (a slow reader).
   Waking a thread per frame per client is what made this design slow
-  (benchmarks/results.md).
-* One lock guards the core, because the core's dictionaries are shared by all
-  reader threads.  It is held only while the core computes and frames are
-  appended to queues -- never during socket I/O -- so no slow client can hold
-  it.  Appending under the lock also means every client receives broadcasts in
-  the same order.
-* A *housekeeping* thread asks the core once a second to expire connections
-  that never joined or went silent, and cuts off connections that were told
-  to close but hang on (:data:`CLOSE_TIMEOUT`).
+  (benchmarks/results.md).  A flag, ``sending``, makes sure only one thread
+  sends to a client at a time, so frames never overtake each other.
+* A *housekeeping* thread ticks once a second (:meth:`ServerBase._tick`):
+  the core's join and idle timeouts, and the deadline of every close.
 * A connection refused at the door (server full, too many from one address)
-  gets its error frame from a short-lived thread of its own, and only
-  :data:`MAX_TURNING_AWAY` of those run at once: a flood of connections to a
-  full server cannot make threads without bound.  Past that they are closed
-  without a word.
+  gets its error frame and goodbye from a short-lived thread of its own, and
+  only :data:`MAX_TURNING_AWAY` of those run at once: a flood of connections
+  to a full server cannot make threads without bound.  Past that they are
+  closed without a word.
+* A thread that cannot be started (a container's limit on processes, say)
+  costs that one connection, never the server: it is refused and logged, and
+  the accept loop goes on -- as CPython's :mod:`socketserver` does.
 * TLS (``ssl_context=...``): the handshake runs in the connection's reader
   thread under :data:`chat.limits.TLS_HANDSHAKE_TIMEOUT`, never in the accept
   loop, and the writer starts only once it is done.  Reader and writer then
@@ -58,32 +52,22 @@ from __future__ import annotations
 
 import logging
 import socket
-import ssl
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from chat.core import Action, Send
-from chat.limits import Limits
-from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from chat.server.base import (
     HOUSEKEEPING_INTERVAL,
-    LINGER_SECONDS,
     RECV_BYTES,
+    Connection,
     ServerBase,
+    host_port,
 )
 from chat.tls import TLSChannel
 
-__all__ = ["ChatServer"]
+__all__ = ["MAX_TURNING_AWAY", "ChatServer"]
 
 log = logging.getLogger(__name__)
-
-#: Seconds a connection the server decided to close may take to receive its
-#: last frames and hang up.  Then both its threads are woken and it is cut off,
-#: even if it ignores our FIN or stopped reading: a half-open connection must
-#: not keep two threads and a socket forever.
-CLOSE_TIMEOUT = 2.0
 
 #: Refused connections (server full, too many from one address) being told so
 #: at once, each by a short-lived thread.  More are closed without a word.
@@ -93,165 +77,53 @@ MAX_TURNING_AWAY = 16
 #: then every frame goes through the writer thread.
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
+#: Rounds of the fast path before the writer thread takes over (a flood).
+_FAST_ROUNDS = 3
 
-class _Connection:
-    """One client's socket, its outbound queue and its two threads.
 
-    The queue is a list of encoded frames plus a byte count, guarded by a
-    condition variable: producers (any reader thread, via a broadcast) append
-    and notify; the writer waits, takes everything at once and sends it.
-    """
+class _ThreadedConnection(Connection):
+    """A client of the threaded engine: its socket, its two threads, its writer's wake-up."""
 
-    def __init__(self, sock: socket.socket, address: tuple[str, int], max_queue: int) -> None:
+    __slots__ = (
+        "aborted",
+        "fast",
+        "reader",
+        "sending",
+        "sock",
+        "sock_closed",
+        "sock_lock",
+        "stream",
+        "wake",
+        "writer",
+    )
+
+    def __init__(self, sock: socket.socket, address: tuple[str, int], lock: threading.Lock) -> None:
+        super().__init__(address)
         self.sock = sock
-        self.address = address
-        self._max_queue = max_queue
-        self._queue: list[bytes] = []
-        self._queued = 0
-        self._wake = threading.Condition()
-        self.closing = False  # no more frames are accepted; flush, then close
-        self.closing_since: float | None = None  # when closing started (CLOSE_TIMEOUT)
         self.stream: socket.socket | TLSChannel = sock  # what recv/sendall go through
-        self._aborted = False  # drop the queue and close now
-        self._writing = False  # a thread is sending what it took from the queue
-        self.plain = True  # plain TCP: frames may be sent by flush() (not over TLS)
-        self._sock_lock = threading.Lock()
-        self._sock_closed = False
+        self.fast = bool(_DONTWAIT)  # plain TCP: queuing threads may send (not over TLS)
+        self.wake = threading.Condition(lock)  # the writer waits here, on the server's lock
+        self.sending = False  # a thread is sending what it took from the outbox
+        self.aborted = False  # drop the outbox and close now
         self.reader: threading.Thread | None = None
         self.writer: threading.Thread | None = None
-
-    def __repr__(self) -> str:
-        return f"<connection {self.address[0]}:{self.address[1]}>"
-
-    def enqueue(self, data: bytes) -> bool:
-        """Queue bytes to send.  False if this overflows the queue.
-
-        Who sends them: where the socket allows a send that cannot block
-        (``MSG_DONTWAIT``), the thread that queued them, by calling
-        :meth:`flush` once it has released the server's lock; otherwise the
-        writer thread, woken here.
-        """
-        with self._wake:
-            if self.closing:
-                return True  # already on its way out: nothing more to say
-            if self._queued + len(data) > self._max_queue:
-                self._mark_closing()
-                self._aborted = True
-                self._queue.clear()
-                self._wake.notify()
-                return False
-            self._queue.append(data)
-            self._queued += len(data)
-            if not self._fast:
-                self._wake.notify()
-            return True
-
-    @property
-    def _fast(self) -> bool:
-        """Whether :meth:`flush` may send from the caller's thread (plain TCP, MSG_DONTWAIT)."""
-        return self.plain and bool(_DONTWAIT)
-
-    def flush(self) -> None:
-        """Send what is queued from this thread, without ever blocking.
-
-        Waking the writer thread for every frame costs far more than the send
-        itself -- two context switches and a GIL hand-over -- and a broadcast
-        to N clients would wake N threads.  So the thread that queued frames
-        (after releasing the server's lock: no socket call happens under it)
-        hands them to the kernel itself with ``MSG_DONTWAIT``, a send that
-        takes what fits in the socket buffer and returns at once.  Whatever
-        does not fit (a client that reads slowly) is left to the writer
-        thread, which may block in ``sendall`` without holding anyone up.
-        Only one thread sends at a time (``_writing``), so frames never
-        overtake each other; whoever sends takes everything queued so far.
-        """
-        if not self._fast:
-            return
-        for _ in range(4):  # bounded: under a flood, the writer takes over
-            with self._wake:
-                if self._writing or not self._queue or self.closing:
-                    return  # someone else is sending, or the writer has the last word
-                data = b"".join(self._queue)
-                self._queue.clear()
-                self._queued = 0
-                self._writing = True
-            try:
-                sent = self.sock.send(data, _DONTWAIT)
-            except OSError:  # the buffer is full, or the peer is gone: the writer finds out
-                sent = 0
-            with self._wake:
-                self._writing = False
-                if sent < len(data):
-                    self._queue.insert(0, data[sent:])
-                    self._queued += len(data) - sent
-                    self._wake.notify()
-                    return
-                if self.closing:
-                    self._wake.notify()  # the writer may be waiting for us to finish
-        with self._wake:
-            self._wake.notify()
-
-    def _mark_closing(self) -> None:
-        if not self.closing:
-            self.closing = True
-            self.closing_since = time.monotonic()
-
-    def close_after_flush(self) -> None:
-        with self._wake:
-            self._mark_closing()
-            self._wake.notify()
-
-    def abort(self) -> None:
-        """Close now, dropping anything queued.  Wakes both threads at once."""
-        with self._wake:
-            self._mark_closing()
-            self._aborted = True
-            self._queue.clear()
-            self._wake.notify()
-        self.shutdown(socket.SHUT_RDWR)
+        self.sock_lock = threading.Lock()
+        self.sock_closed = False
 
     def shutdown(self, how: int) -> None:
         """``shutdown`` wakes a thread blocked in ``recv``/``sendall``; ``close`` would not."""
-        with self._sock_lock:
-            if not self._sock_closed:
+        with self.sock_lock:
+            if not self.sock_closed:
                 try:
                     self.sock.shutdown(how)
                 except OSError:
                     pass  # the peer is already gone
 
     def close_socket(self) -> None:
-        with self._sock_lock:
-            if not self._sock_closed:
-                self._sock_closed = True
+        with self.sock_lock:
+            if not self.sock_closed:
+                self.sock_closed = True
                 self.sock.close()
-
-    def run_writer(self) -> None:
-        """Drain the queue into the socket until told to close."""
-        try:
-            while True:
-                with self._wake:
-                    while self._writing or (not self._queue and not self.closing):
-                        if self._aborted:
-                            break
-                        self._wake.wait()
-                    if self._aborted:
-                        return
-                    data = b"".join(self._queue)
-                    self._queue.clear()
-                    self._queued = 0
-                    self._writing = bool(data)  # until sent, nobody may send past it
-                    last = self.closing  # nothing can be queued after closing
-                if data:
-                    self.stream.sendall(data)
-                    with self._wake:
-                        self._writing = False
-                if last:
-                    if isinstance(self.stream, TLSChannel):
-                        self.stream.close_notify()  # TLS says goodbye before TCP does
-                    self.shutdown(socket.SHUT_WR)  # a clean FIN after our last frame
-                    return
-        except OSError:
-            self.shutdown(socket.SHUT_RDWR)  # peer gone: make the reader notice too
 
 
 class ChatServer(ServerBase):
@@ -267,57 +139,105 @@ class ChatServer(ServerBase):
     (see :func:`chat.tls.server_context`) makes every connection use TLS.
     """
 
-    def __init__(
-        self,
-        host: str = DEFAULT_HOST,
-        port: int = DEFAULT_PORT,
-        *,
-        limits: Limits | None = None,
-        backlog: int = 128,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
-        super().__init__(host, port, limits=limits, backlog=backlog, ssl_context=ssl_context)
-        self._lock = threading.Lock()  # guards core, _connections and _turning_away
-        # Per thread: connections that thread queued frames for under the lock,
-        # to flush once it has released the lock (see _Connection.flush).
-        self._touched = threading.local()
-        self._connections: set[_Connection] = set()
-        self._turning_away: set[socket.socket] = set()  # refused, being told so
-        self._threads: list[threading.Thread] = []
-
-    def usernames(self) -> list[str]:
-        """Who is joined right now."""
-        with self._lock:
-            return self.core.usernames
-
-    # -- starting and stopping
-
     def _start_serving(self) -> None:
+        self._lock = threading.Lock()  # guards the core, every outbox and the sets below
+        self._cut: list[_ThreadedConnection] = []  # aborted: shut their sockets after the lock
+        self._turning_away: set[_ThreadedConnection] = set()
+        self._threads: list[threading.Thread] = []
         for target, name in ((self._accept_loop, "accept"), (self._housekeeping, "housekeeping")):
             thread = threading.Thread(target=target, name=f"chat-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
 
-    def _stop_serving(self) -> None:
-        assert self._listener is not None
-        try:
-            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
-        except OSError:
-            pass
-        self._listener.close()
+    def usernames(self) -> list[str]:
         with self._lock:
-            actions = self.core.shutdown()
-            connections = list(self._connections)
-            to_abort = self._perform(actions)
-            for sock in self._turning_away:
-                _shutdown_quietly(sock)  # their threads end at once
-        self._abort(to_abort)
-        _join_all(_threads_of(connections), self._deadline - self._timeout / 2)
-        for conn in connections:
-            conn.abort()
-        _join_all([*_threads_of(connections), *self._threads], self._deadline)
-        for conn in connections:
-            conn.close_socket()
+            return self.core.usernames
+
+    # -- the one lock, and the socket work done after releasing it
+
+    def _locked(self, work: Callable[..., object], *args: object) -> None:
+        """Run ``work`` under the lock, then do the socket work it caused, unlocked.
+
+        ``work`` changes the core and the outboxes (through :meth:`_perform`);
+        afterwards, with the lock released, this thread sends what it queued
+        (the fast path) and cuts off the connections that were aborted.
+        """
+        with self._lock:
+            work(*args)
+            sends = self._take_sends()
+            cut, self._cut = self._cut, []
+        self._send_now(sends)
+        for conn in cut:
+            conn.shutdown(socket.SHUT_RDWR)
+
+    def _feed(self, conn: _ThreadedConnection, data: bytes) -> None:
+        self._perform(self.core.receive(conn, data))
+
+    def _take_sends(self) -> list[tuple[_ThreadedConnection, bytes]]:
+        """Under the lock: take what the ready connections' outboxes hold, to send unlocked."""
+        ready, self._ready = self._ready, []
+        sends = []
+        for conn in ready:
+            if conn.sending or conn.aborted or not conn.out:
+                continue  # someone is sending to it, and will look again afterwards
+            if conn.fast:
+                sends.append((conn, conn.take()))
+                conn.sending = True
+            else:
+                conn.wake.notify()
+        return sends
+
+    def _send_now(self, sends: list[tuple[_ThreadedConnection, bytes]]) -> None:
+        """Hand frames to the kernel from this thread, never waiting (``MSG_DONTWAIT``).
+
+        Waking the writer thread for every frame costs far more than the send
+        itself -- two context switches and a GIL hand-over -- and a broadcast
+        to N clients would wake N threads.  So the thread that queued frames
+        sends them itself, with a send that takes what fits in the socket
+        buffer and returns at once.  What does not fit (a client that reads
+        slowly) goes back to the front of the outbox, for the writer thread,
+        which may block in ``sendall`` without holding anyone up.
+        """
+        for round_ in range(_FAST_ROUNDS):
+            if not sends:
+                return
+            results = []
+            for conn, data in sends:
+                try:
+                    sent = conn.sock.send(data, _DONTWAIT)
+                except OSError:  # the buffer is full, or the peer is gone: the writer finds out
+                    sent = 0
+                results.append((conn, data, sent))
+            sends = []
+            with self._lock:
+                for conn, data, sent in results:
+                    conn.sending = False
+                    if conn.aborted:
+                        continue
+                    if sent < len(data):
+                        conn.put_back(data[sent:])
+                        conn.wake.notify()
+                    elif conn.out and round_ + 1 < _FAST_ROUNDS:
+                        sends.append((conn, conn.take()))  # more came meanwhile
+                        conn.sending = True
+                    elif conn.out or conn.closing:
+                        conn.wake.notify()  # the rest, or the goodbye, is the writer's
+
+    # -- what the shared connection model asks of an engine (called under the lock)
+
+    def _start_close(self, conn: Connection) -> None:
+        assert isinstance(conn, _ThreadedConnection)
+        conn.wake.notify()  # the writer sends what is left, then the FIN
+
+    def _abort(self, conn: Connection) -> None:
+        assert isinstance(conn, _ThreadedConnection)
+        if conn.aborted:
+            return
+        conn.aborted = conn.closing = True
+        conn.out = []
+        conn.queued = 0
+        conn.wake.notify()
+        self._cut.append(conn)  # its socket is shut once the lock is released
 
     # -- the threads
 
@@ -332,79 +252,79 @@ class ChatServer(ServerBase):
             except OSError as exc:
                 if self._stopping.is_set():
                     break
-                log.error("accept() failed: %s", exc)  # e.g. out of file descriptors
+                # Out of file descriptors, say: one line now and then, not one per try.
+                self._log.log(
+                    "accept", logging.ERROR, "accept() failures", "accept() failed: %s", exc
+                )
                 time.sleep(0.1)
                 continue
-            self._serve(sock, address)
+            try:
+                self._serve(sock, address)
+            except Exception:  # a bug must cost this connection only, never the server
+                log.exception("Could not serve a connection from %s", address)
+                sock.close()
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
         sock.settimeout(None)
         # Chat frames are small: without TCP_NODELAY, Nagle's algorithm holds a
         # small frame back until the previous one is acknowledged (tens of ms).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _Connection(sock, address, self.limits.max_send_queue_bytes)
+        conn = _ThreadedConnection(sock, address, self._lock)
         if self.ssl_context is not None:
             # No I/O yet: the reader thread runs the handshake.  Until then
-            # nothing may be sent, not even by enqueue's fast path.
+            # nothing may be sent, not even by the fast path.
             conn.stream = TLSChannel(sock, self.ssl_context, server_side=True)
-        conn.plain = self.ssl_context is None
-        name = f"{address[0]}:{address[1]}"
-        conn.reader = threading.Thread(
-            target=self._reader, args=(conn,), name=f"chat-reader-{name}", daemon=True
-        )
-        conn.writer = threading.Thread(
-            target=conn.run_writer, name=f"chat-writer-{name}", daemon=True
-        )
+            conn.fast = False
+        name = host_port(str(address[0]), address[1])
         with self._lock:
             if self._stopping.is_set():
                 sock.close()
                 return
-            closing = len(self._connections) - self.core.connection_count
-            actions = self.core.connect(conn, address, closing=closing)
-            accepted = self.core.is_open(conn)
-            if accepted:
-                self._connections.add(conn)
-                to_abort = self._perform(actions)
-        if not accepted:
-            refusal = b"".join(a.data for a in actions if isinstance(a, Send))
-            self._turn_away(sock, name, refusal)
-            return
-        conn.reader.start()  # the reader starts the writer (after the TLS handshake)
-        self._abort(to_abort)
+            admitted = self._open(conn)
+            crowded = not admitted and len(self._turning_away) >= MAX_TURNING_AWAY
+            if crowded:  # a flood of connections to a full server: no words to spare
+                self._abort(conn)
+                self._forget(conn)
+            elif not admitted:
+                self._turning_away.add(conn)
+        if admitted:
+            self._start_thread(conn, "reader", self._read_loop, name)
+        elif crowded:
+            conn.close_socket()
+        else:
+            self._start_thread(conn, "refuse", self._turn_away, name)
 
-    def _turn_away(self, sock: socket.socket, name: str, refusal: bytes) -> None:
-        """Tell a refused connection why, from a thread of its own, if not too many are."""
-        with self._lock:
-            crowded = self._stopping.is_set() or len(self._turning_away) >= MAX_TURNING_AWAY
-            if not crowded:
-                self._turning_away.add(sock)
-        if crowded:
-            sock.close()  # a flood of connections: no words to spare
-            return
-        threading.Thread(
-            target=self._say_refusal, args=(sock, refusal), name=f"chat-refuse-{name}", daemon=True
-        ).start()
-
-    def _say_refusal(self, sock: socket.socket, refusal: bytes) -> None:
+    def _start_thread(
+        self, conn: _ThreadedConnection, kind: str, target: Callable[..., None], name: str
+    ) -> bool:
+        """Start one of ``conn``'s threads; if the system refuses, close ``conn`` alone."""
+        thread = threading.Thread(target=target, args=(conn,), name=f"chat-{kind}-{name}")
+        thread.daemon = True
+        if kind == "reader":
+            conn.reader = thread
+        elif kind == "writer":
+            conn.writer = thread
         try:
-            stream: socket.socket | TLSChannel = sock
-            if self.ssl_context is not None:
-                stream = TLSChannel(sock, self.ssl_context, server_side=True)
-                stream.handshake(self.limits.tls_handshake_timeout)
-            sock.settimeout(LINGER_SECONDS)
-            stream.sendall(refusal)
-            if isinstance(stream, TLSChannel):
-                stream.close_notify()
-            sock.shutdown(socket.SHUT_WR)
-            _drain(sock, LINGER_SECONDS)
-        except OSError:
-            pass
-        finally:
-            with self._lock:
-                self._turning_away.discard(sock)  # before close: stop() never sees a closed one
-            sock.close()
+            thread.start()
+            return True
+        except RuntimeError as exc:  # "can't start new thread": a limit on tasks or memory
+            self._log.log(
+                "threads",
+                logging.ERROR,
+                "connections refused for want of threads",
+                "Cannot start a thread for %s (%s): closing that connection",
+                name,
+                exc,
+            )
+            if kind != "writer":  # a writer's reader is running, and cleans up itself
+                self._locked(self._lost, conn, "no thread to serve it")
+                with self._lock:
+                    self._turning_away.discard(conn)
+                conn.close_socket()
+                self._locked(self._forget, conn)
+            return False
 
-    def _reader(self, conn: _Connection) -> None:
+    def _read_loop(self, conn: _ThreadedConnection) -> None:
         """Feed whatever the client sends to the core, until either side ends it."""
         reason = "connection closed by client"
         try:
@@ -413,88 +333,120 @@ class ChatServer(ServerBase):
                     conn.stream.handshake(self.limits.tls_handshake_timeout)
                 except OSError as exc:
                     reason = f"TLS handshake failed: {exc}"
-                    log.warning("TLS handshake with %r failed: %s", conn, exc)
+                    self._log.log(
+                        "tls",
+                        logging.WARNING,
+                        "failed TLS handshakes",
+                        "TLS handshake with %r failed: %s",
+                        conn,
+                        exc,
+                    )
                     return  # the finally clause cleans up
-            assert conn.writer is not None
-            conn.writer.start()
+            name = host_port(str(conn.address[0]), conn.address[1])
+            if not self._start_thread(conn, "writer", self._write_loop, name):
+                reason = "no thread to serve it"
+                return
             while not conn.closing:
                 data = conn.stream.recv(RECV_BYTES)
                 if not data:
                     break
-                with self._lock:
-                    to_abort = self._perform(self.core.receive(conn, data))
-                self._abort(to_abort)
+                self._locked(self._feed, conn, data)
             else:
                 reason = "closed by server"
-                _drain(conn.sock, LINGER_SECONDS)
+                _drain(conn.sock, conn.close_by)
         except OSError as exc:
             reason = f"connection lost: {exc.strerror or exc}"
         finally:
+            self._finish(conn, reason)
+
+    def _write_loop(self, conn: _ThreadedConnection) -> None:
+        """Send what waits in the outbox, at the client's pace, until the goodbye."""
+        try:
             with self._lock:
-                to_abort = self._perform(self.core.disconnect(conn, reason))
-            self._abort(to_abort)
-            conn.close_after_flush()
-            if conn.writer is not None and conn.writer.ident is not None:  # it was started
-                conn.writer.join(LINGER_SECONDS)
-            conn.abort()
+                while True:
+                    while not conn.aborted and (conn.sending or not (conn.out or conn.closing)):
+                        conn.wake.wait()
+                    if conn.aborted:
+                        return
+                    if not conn.out:  # closing, and everything was sent
+                        break
+                    data = conn.take()
+                    conn.sending = True  # until sent, nobody may send past it
+                    self._lock.release()
+                    try:
+                        conn.stream.sendall(data)  # may block: this client's pace, unlocked
+                    finally:
+                        self._lock.acquire()
+                        conn.sending = False
+            if isinstance(conn.stream, TLSChannel):
+                conn.stream.close_notify()  # TLS says goodbye before TCP does
+            conn.shutdown(socket.SHUT_WR)  # a clean FIN after our last frame
+        except OSError:
+            conn.shutdown(socket.SHUT_RDWR)  # peer gone: make the reader notice too
+
+    def _turn_away(self, conn: _ThreadedConnection) -> None:
+        """A refused connection: say why (inside TLS, if any), say goodbye, and close."""
+        try:
+            if isinstance(conn.stream, TLSChannel):
+                conn.stream.handshake(self.limits.tls_handshake_timeout)
+            self._write_loop(conn)
+            _drain(conn.sock, conn.close_by)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._turning_away.discard(conn)
             conn.close_socket()
-            with self._lock:
-                self._connections.discard(conn)
+            self._locked(self._forget, conn)
+
+    def _finish(self, conn: _ThreadedConnection, reason: str) -> None:
+        """The reader is done: tell the core, let the writer flush, close, forget."""
+        self._locked(self._stop_reading, conn, reason)
+        writer = conn.writer
+        if writer is not None and writer.ident is not None:  # it was started
+            writer.join(max(0.0, conn.close_by - time.monotonic()))
+        self._locked(self._abort, conn)
+        conn.close_socket()
+        self._locked(self._forget, conn)
+
+    def _stop_reading(self, conn: _ThreadedConnection, reason: str) -> None:
+        self._lost(conn, reason)
+        self._close_soon(conn)  # a last flush (the peer may still read after its FIN)
 
     def _housekeeping(self) -> None:
         while not self._stopping.wait(HOUSEKEEPING_INTERVAL):
-            with self._lock:
-                to_abort = self._perform(self.core.expire())
-                now = time.monotonic()
-                to_abort += [  # told to close, but still hanging on (CLOSE_TIMEOUT)
-                    conn
-                    for conn in self._connections
-                    if conn.closing_since is not None and now - conn.closing_since > CLOSE_TIMEOUT
-                ]
-            self._abort(to_abort)
+            self._locked(self._tick)
 
-    # -- carrying out the core's decisions
+    # -- stopping
 
-    def _perform(self, actions: list[Action]) -> list[_Connection]:
-        """Queue frames and mark closes.  Call with the lock held; no socket I/O here.
-
-        Returns the connections whose queues overflowed: the caller aborts them
-        (a socket call) after releasing the lock.  Dropping one may make the
-        core tell the others it left, hence the loop.
-        """
-        overflowed: list[_Connection] = []
-        touched = self._touched.__dict__.setdefault("conns", [])
-        pending = deque(actions)
-        while pending:
-            action = pending.popleft()
-            if isinstance(action, Send):
-                touched.extend(action.to)
-                for conn in action.to:
-                    if not conn.enqueue(action.data):
-                        log.warning("Send queue exceeded for %r: disconnecting it", conn)
-                        overflowed.append(conn)
-                        pending += self.core.disconnect(conn, "send queue exceeded")
-            else:
-                action.conn.close_after_flush()
-        return overflowed
-
-    def _abort(self, connections: Iterable[_Connection]) -> None:
-        """After releasing the lock: send what :meth:`_perform` queued, abort the overflowed."""
-        touched = self._touched.__dict__.pop("conns", [])
-        for conn in dict.fromkeys(touched):  # each once, in order
-            conn.flush()
+    def _stop_serving(self) -> None:
+        assert self._listener is not None
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept() on Linux
+        except OSError:
+            pass  # macOS and Windows refuse it on a listening socket: the timeout wakes it
+        self._listener.close()
+        self._locked(self._begin_shutdown)
+        with self._lock:
+            connections = list(self._connections)
+        _join_all(_threads_of(connections), self._deadline - self._timeout / 2)
+        self._locked(self._abort_all)
+        _join_all([*_threads_of(connections), *self._threads], self._deadline)
         for conn in connections:
-            conn.abort()
+            conn.close_socket()
+
+    def _abort_all(self) -> None:
+        for conn in list(self._connections):
+            self._abort(conn)
 
 
 # -- helpers
 
 
-def _drain(sock: socket.socket, seconds: float) -> None:
-    """Read and discard until the peer closes or ``seconds`` pass (lingering close)."""
-    deadline = time.monotonic() + seconds
+def _drain(sock: socket.socket, until: float) -> None:
+    """Read and discard until the peer closes or time ``until`` (lingering close)."""
     try:
-        while (remaining := deadline - time.monotonic()) > 0:
+        while (remaining := until - time.monotonic()) > 0:
             sock.settimeout(remaining)
             if not sock.recv(RECV_BYTES):
                 return
@@ -502,14 +454,7 @@ def _drain(sock: socket.socket, seconds: float) -> None:
         return
 
 
-def _shutdown_quietly(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
-def _threads_of(connections: Iterable[_Connection]) -> list[threading.Thread]:
+def _threads_of(connections: Iterable[_ThreadedConnection]) -> list[threading.Thread]:
     """The started threads of these connections (a writer waits for the TLS handshake)."""
     return [
         t

@@ -347,6 +347,19 @@ class ServerBase:
         self._closing.add(conn)
         self._start_close(conn)
 
+    def _tls_failed_reason(self, conn: Connection, exc: BaseException) -> str:
+        """Log that a TLS handshake failed (summarised); return the reason for the core."""
+        detail = str(exc) or type(exc).__name__  # a reset says nothing more
+        self._log.log(
+            "tls",
+            logging.WARNING,
+            "failed TLS handshakes",
+            "TLS handshake with %r failed: %s",
+            conn,
+            detail,
+        )
+        return f"TLS handshake failed: {detail}"
+
     def _lost(self, conn: Connection, reason: str) -> None:
         """The peer hung up or the connection failed: tell the core (once is enough)."""
         self._perform(self.core.disconnect(conn, reason))

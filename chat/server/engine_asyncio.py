@@ -245,16 +245,7 @@ class AsyncioChatServer(EventLoopServer):
             self._handshake_failed(conn, raw, "server shutdown")
             raise
         except (OSError, ssl.SSLError, ValueError) as exc:  # also the handshake's timeout
-            detail = str(exc) or type(exc).__name__  # a reset says nothing more
-            self._log.log(
-                "tls",
-                logging.WARNING,
-                "failed TLS handshakes",
-                "TLS handshake with %r failed: %s",
-                conn,
-                detail,
-            )
-            self._handshake_failed(conn, raw, f"TLS handshake failed: {detail}")
+            self._handshake_failed(conn, raw, self._tls_failed_reason(conn, exc))
             return
         if tls is None or conn.closed:  # aborted meanwhile
             return

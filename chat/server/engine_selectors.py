@@ -389,15 +389,7 @@ class SelectorsChatServer(EventLoopServer):
 
     def _tls_failed(self, conn: _SelectorConnection, exc: Exception) -> None:
         if conn.handshake_by:
-            self._log.log(
-                "tls",
-                logging.WARNING,
-                "failed TLS handshakes",
-                "TLS handshake with %r failed: %s",
-                conn,
-                exc,
-            )
-            self._drop(conn, f"TLS handshake failed: {exc}")
+            self._drop(conn, self._tls_failed_reason(conn, exc))
         else:
             self._drop(conn, f"TLS error: {exc}")
 

@@ -332,15 +332,7 @@ class ChatServer(ServerBase):
                 try:
                     conn.stream.handshake(self.limits.tls_handshake_timeout)
                 except OSError as exc:
-                    reason = f"TLS handshake failed: {exc}"
-                    self._log.log(
-                        "tls",
-                        logging.WARNING,
-                        "failed TLS handshakes",
-                        "TLS handshake with %r failed: %s",
-                        conn,
-                        exc,
-                    )
+                    reason = self._tls_failed_reason(conn, exc)
                     return  # the finally clause cleans up
             name = host_port(str(conn.address[0]), conn.address[1])
             if not self._start_thread(conn, "writer", self._write_loop, name):

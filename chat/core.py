@@ -10,13 +10,21 @@ h11 HTTP library.  A server engine does only the I/O:
 * bytes arrive           -> ``core.receive(conn, data)``
 * the connection is gone -> ``core.disconnect(conn, reason)``
 * about once a second    -> ``core.expire()`` (join and idle timeouts)
+* the store answered     -> ``core.history_fetched(fetch, frames, more)``
 * the server stops       -> ``core.shutdown()``
 
 Each call returns a list of actions for the engine to carry out, in order:
-:class:`Send` (these bytes to these connections) and :class:`Close` (close this
-connection once what was sent to it before is flushed).  A connection id
-(``conn``) is whatever the engine likes, as long as it is hashable -- the
-threaded engine uses its connection objects themselves.
+:class:`Send` (these bytes to these connections), :class:`Close` (close this
+connection once what was sent to it before is flushed), :class:`Store` (keep
+this relayed message in the history) and :class:`Fetch` (read history from the
+store, and hand the answer back).  A connection id (``conn``) is whatever the
+engine likes, as long as it is hashable -- the engines use their connection
+objects themselves.  The core never waits for the store: what it needs from
+disk it asks for with ``Fetch``, and carries on.
+
+The rules of the extensions -- rooms, private messages, nicknames, history,
+each used only by a client that declared it in its join -- are here too
+(PROTOCOL.md describes them all); a room itself is a :class:`chat.rooms.Room`.
 
 Why bother?  The rules can be tested by feeding bytes and checking actions:
 no ports, no threads, no timing, no flakiness.  And three very different
@@ -43,15 +51,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chat import protocol
-from chat.limits import Limits
+from chat.limits import HISTORY_CACHE, Limits
 from chat.logthrottle import LogThrottle
-from chat.protocol import FrameDecoder, ProtocolError
+from chat.protocol import LOBBY, FrameDecoder, ProtocolError, room_key
+from chat.rooms import Room
 
-__all__ = ["Action", "ChatCore", "Close", "ConnId", "Send"]
+__all__ = ["Action", "ChatCore", "Close", "ConnId", "Fetch", "Send", "Store"]
 
 log = logging.getLogger(__name__)
 
 ConnId = Hashable
+Frame = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -70,7 +80,31 @@ class Close:
     reason: str
 
 
-Action = Send | Close
+@dataclass(frozen=True)
+class Store:
+    """Keep this relayed chat frame in its room's history (the store writes it later)."""
+
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Read a room's history from the store; give the answer to :meth:`ChatCore.history_fetched`.
+
+    ``before`` or ``after`` (message ids) bound the page, or neither: the room's
+    latest messages.  ``conn`` is who asked for the page, or ``None`` when
+    the core loads an idle room's latest messages into memory.
+    """
+
+    room: str
+    limit: int
+    before: int | None = None
+    after: int | None = None
+    conn: ConnId | None = None
+    generation: int = 0  # which life of the room a load is for (rooms come and go)
+
+
+Action = Send | Close | Store | Fetch
 
 
 @dataclass(eq=False)
@@ -87,11 +121,19 @@ class _Peer:
     decoder: FrameDecoder = field(default_factory=FrameDecoder)
     username: str | None = None
     strikes: int = 0
+    features: frozenset[str] = frozenset()  # what this connection uses (section 5)
+    declared: bool = False  # its join named features: its welcome says ours
+    rooms: dict[str, Room] = field(default_factory=dict)  # by room key, in joining order
 
     @property
     def name(self) -> str:
         """How logs name this peer: its username once joined, else its address."""
         return self.username or self.address
+
+
+def _v1(frame: Frame) -> Frame:
+    """The frame as a v1 client gets it: without the extensions' ``id`` and ``room``."""
+    return {k: v for k, v in frame.items() if k not in ("id", "room")}
 
 
 def _key(username: str) -> str:
@@ -100,11 +142,13 @@ def _key(username: str) -> str:
 
 
 class ChatCore:
-    """The rules of one chat room.  See the module docstring for how to drive it.
+    """The rules of one chat server.  See the module docstring for how to drive it.
 
     ``clock`` measures timeouts and rates (monotonic: never jumps when the
     system clock is set); ``wallclock`` stamps chat messages.  Tests pass fake
-    clocks to control time.
+    clocks to control time.  ``stored_history``: a store keeps history beyond
+    what the rooms hold in memory, so idle rooms are loaded from it
+    (:class:`Fetch`), and every relayed message is handed to it (:class:`Store`).
     """
 
     def __init__(
@@ -113,13 +157,18 @@ class ChatCore:
         *,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
+        stored_history: bool = False,
     ) -> None:
         self.limits = limits or Limits()
         self._clock = clock
         self._wallclock = wallclock
+        self._stored = stored_history
+        self._last_id = 0  # the id of the last message relayed
         self._peers: dict[ConnId, _Peer] = {}
         self._by_name: dict[str, _Peer] = {}  # joined peers by _key(name), in join order
         self._per_host: dict[str, int] = {}
+        self._rooms: dict[str, Room] = {}  # by room key, in the order they were made
+        self._lobby = self._room(LOBBY)
         self._log = LogThrottle(log, clock=clock)  # warnings per connection, summarised
         # What a client may do, told in every welcome so that programs can pace themselves.
         self._announced = {
@@ -145,8 +194,21 @@ class ChatCore:
     def connection_count(self) -> int:
         return len(self._peers)
 
+    @property
+    def last_id(self) -> int:
+        """The id of the last message relayed (0 before the first)."""
+        return self._last_id
+
     def is_open(self, conn: ConnId) -> bool:
         return conn in self._peers
+
+    def continue_ids(self, first_id: int) -> None:
+        """Hand out message ids from ``first_id`` on (the store's, so ids grow across restarts)."""
+        self._last_id = max(self._last_id, first_id - 1)
+
+    def rooms(self) -> dict[str, list[str]]:
+        """Every room and who is in it (for tests and notebooks)."""
+        return {room.name: room.usernames for room in list(self._rooms.values())}
 
     # -- events from the engine
 
@@ -227,7 +289,10 @@ class ChatCore:
             return []
         del self._by_name[_key(peer.username)]
         log.info("%s disconnected (%s)", peer.username, reason)
-        return self._broadcast(protocol.user_left(peer.username))
+        actions: list[Action] = []
+        for room in list(peer.rooms.values()):  # each room it was in is told
+            actions += self._exit(peer, room, protocol.user_left(peer.username, room.name))
+        return actions
 
     def expire(self) -> list[Action]:
         """Close connections that did not join in time or went silent."""
@@ -244,6 +309,25 @@ class ChatCore:
         self._log.tick()
         return actions
 
+    def history_fetched(self, fetch: Fetch, frames: list[Frame], more: bool) -> list[Action]:
+        """The store's answer to a :class:`Fetch`: relayed chat frames, oldest first."""
+        if fetch.conn is not None:  # a page someone asked for
+            if fetch.conn not in self._peers:
+                return []
+            return [
+                Send((fetch.conn,), protocol.encode(protocol.history(fetch.room, frames, more)))
+            ]
+        room = self._rooms.get(room_key(fetch.room))
+        if room is None or room.complete or room.generation != fetch.generation:
+            return []  # it emptied meanwhile (its next member loads it again)
+        room.loaded(frames, more)
+        actions: list[Action] = []
+        waiting, room.waiting = room.waiting, []
+        for conn, last_id in waiting:
+            if conn in room.members:
+                actions.append(self._history_of(room, conn, last_id))
+        return actions
+
     def shutdown(self, message: str = "The server is shutting down") -> list[Action]:
         """Say goodbye to everyone and close every connection."""
         conns = tuple(self._peers)
@@ -255,7 +339,7 @@ class ChatCore:
         goodbye = Send(conns, protocol.encode(protocol.server_shutdown(message)))
         return [goodbye, *(Close(conn, "server shutdown") for conn in conns)]
 
-    # -- the rules
+    # -- one line from a client
 
     def _line(self, peer: _Peer, line: bytes) -> list[Action]:
         """One line from a client: pay for it, then decode, check and act on it."""
@@ -280,38 +364,229 @@ class ChatCore:
         peer.last_seen = self._clock()  # a whole, valid frame: the client is alive
         return self._handle(peer, request)
 
-    def _handle(self, peer: _Peer, message: dict[str, Any]) -> list[Action]:
+    def _handle(self, peer: _Peer, message: Frame) -> list[Action]:
         kind = message["type"]
         if kind == "ping":
             pong = protocol.pong(protocol.request_id_of(message))
             return [Send((peer.conn,), protocol.encode(pong))]
         if kind == "join":
-            return self._join(peer, message["username"])
+            return self._join(peer, message)
         if peer.username is None:
             return self._refuse(peer, 'Join first: send {"type": "join", "username": ...}')
-        log.info("%s: %s", peer.username, message["message"])
-        frame = protocol.chat_broadcast(peer.username, message["message"], self._wallclock())
-        return self._broadcast(frame)
+        feature = protocol.FEATURE_OF_TYPE.get(kind)
+        if kind == "chat" and message.get("room", LOBBY) != LOBBY:
+            feature = "rooms"  # any room but the lobby
+        if feature is not None and feature not in peer.features:
+            return self._refuse(
+                peer, f"{kind!r} needs the feature {feature!r}: declare it in your join"
+            )
+        return getattr(self, f"_on_{kind}")(peer, message)
 
-    def _join(self, peer: _Peer, username: str) -> list[Action]:
+    # -- joining the server, and changing name
+
+    def _join(self, peer: _Peer, message: Frame) -> list[Action]:
+        username = message["username"]
         if peer.username is not None:
             return self._refuse(peer, f"Already joined as {peer.username}")
         if _key(username) in self._by_name:
             return self._refuse(peer, "Username already taken")
         peer.username = username
-        others = bool(self._by_name)
+        peer.declared = "features" in message
+        peer.features = frozenset(message.get("features", ())) & frozenset(protocol.FEATURES)
         self._by_name[_key(username)] = peer
         log.info("%s joined from %s", username, peer.address)
-        welcome = protocol.welcome(username, self.usernames, self._announced)
-        greeting = Send((peer.conn,), protocol.encode(welcome))
-        if not others:
-            return [greeting]
-        return [greeting, *self._broadcast(protocol.user_joined(username), exclude=peer)]
+        lobby = self._lobby
+        lobby.members[peer.conn] = peer
+        peer.rooms[lobby.key] = lobby
+        extra = {"features": list(protocol.FEATURES), "rooms": [LOBBY]} if peer.declared else {}
+        welcome = protocol.welcome(username, lobby.usernames, self._announced, **extra)
+        actions: list[Action] = [Send((peer.conn,), protocol.encode(welcome))]
+        actions += self._to_room(lobby, protocol.user_joined(username, LOBBY), exclude=peer)
+        return actions + self._history_on_entering(peer, lobby)
 
-    def _broadcast(self, message: dict, exclude: _Peer | None = None) -> list[Action]:
-        """One encoding, many receivers: the frame is encoded once, not per client."""
-        to = tuple(p.conn for p in self._by_name.values() if p is not exclude)
-        return [Send(to, protocol.encode(message))] if to else []
+    def _on_nick(self, peer: _Peer, message: Frame) -> list[Action]:
+        old, new = peer.username, message["username"]
+        assert old is not None
+        if new == old:
+            return self._refuse(peer, f"You are already {old}")
+        holder = self._by_name.get(_key(new))
+        if holder is not None and holder is not peer:
+            return self._refuse(peer, "Username already taken")
+        del self._by_name[_key(old)]
+        self._by_name[_key(new)] = peer
+        peer.username = new
+        log.info("%s is now known as %s", old, new)
+        # Who shares a room with the user: each is told once if it knows
+        # nicknames, and otherwise sees the old name leave and the new one
+        # come, in every room they share.
+        knowing: dict[ConnId, None] = {peer.conn: None}
+        actions: list[Action] = []
+        for room in peer.rooms.values():
+            knowing.update((c, None) for c, p in room.members.items() if "nick" in p.features)
+            plain = [p for p in room.members.values() if "nick" not in p.features]
+            if plain:
+                left = protocol.user_left(old, room.name, f"{old} left the chat")
+                joined = protocol.user_joined(new, room.name, f"{new} joined the chat")
+                actions += self._to_peers(plain, left, joined)
+        renamed = protocol.encode(protocol.user_renamed(old, new))
+        return [Send(tuple(knowing), renamed), *actions]
+
+    # -- rooms
+
+    def _on_join_room(self, peer: _Peer, message: Frame) -> list[Action]:
+        key = room_key(message["room"])
+        if key in peer.rooms:
+            return self._refuse(peer, f"Already in {peer.rooms[key].name}")
+        if len(peer.rooms) >= self.limits.max_rooms_per_user:
+            return self._refuse(
+                peer, f"Too many rooms: at most {self.limits.max_rooms_per_user} each"
+            )
+        room = self._rooms.get(key)
+        if room is None:
+            if len(self._rooms) >= self.limits.max_rooms:
+                return self._refuse(
+                    peer, f"Too many rooms on this server ({self.limits.max_rooms})"
+                )
+            room = self._room(message["room"])
+        assert peer.username is not None
+        room.members[peer.conn] = peer
+        peer.rooms[key] = room
+        actions: list[Action] = [
+            Send((peer.conn,), protocol.encode(protocol.room_joined(room.name, room.usernames)))
+        ]
+        joined = f"{peer.username} joined {room.name}"
+        actions += self._to_room(room, protocol.user_joined(peer.username, room.name, joined), peer)
+        return actions + self._history_on_entering(peer, room)
+
+    def _on_leave_room(self, peer: _Peer, message: Frame) -> list[Action]:
+        room = peer.rooms.get(room_key(message["room"]))
+        if room is None:
+            return self._refuse(peer, f"You are not in {message['room']}")
+        assert peer.username is not None
+        left = Send((peer.conn,), protocol.encode(protocol.room_left(room.name)))
+        notice = protocol.user_left(peer.username, room.name, f"{peer.username} left {room.name}")
+        return [left, *self._exit(peer, room, notice)]
+
+    def _on_rooms(self, peer: _Peer, message: Frame) -> list[Action]:
+        listing = [(room.name, len(room.members)) for room in self._rooms.values()]
+        return [Send((peer.conn,), protocol.encode(protocol.rooms_list(listing)))]
+
+    def _on_users(self, peer: _Peer, message: Frame) -> list[Action]:
+        room = self._rooms.get(room_key(message["room"]))
+        if room is None:
+            return self._refuse(peer, f"No such room: {message['room']}")
+        answer = protocol.users_list(room.name, room.usernames)
+        return [Send((peer.conn,), protocol.encode(answer))]
+
+    def _room(self, name: str) -> Room:
+        room = Room(name, HISTORY_CACHE, complete=not self._stored)
+        self._rooms[room.key] = room
+        return room
+
+    def _exit(self, peer: _Peer, room: Room, notice: Frame) -> list[Action]:
+        """``peer`` leaves ``room``: the others get ``notice``; an empty room goes."""
+        del room.members[peer.conn]
+        del peer.rooms[room.key]
+        if not room.members and room is not self._lobby:
+            del self._rooms[room.key]  # its history stays in the store
+        return self._to_room(room, notice)
+
+    def _to_room(self, room: Room, frame: Frame, exclude: _Peer | None = None) -> list[Action]:
+        """Send ``frame`` to a room's members (but ``exclude``): encoded once per kind of client."""
+        return self._to_peers([p for p in room.members.values() if p is not exclude], frame)
+
+    def _to_peers(self, peers: list[_Peer], *frames: Frame) -> list[Action]:
+        """Send ``frames`` to ``peers``; a client that declared no features gets v1 frames.
+
+        A v1 client is sent exactly what v1 defines (PROTOCOL.md, section 5):
+        the same frames without the fields the extensions added, ``id`` and
+        ``room``.  Each kind of frame is encoded once for all its receivers.
+        """
+        declared = tuple(p.conn for p in peers if p.declared)
+        plain = tuple(p.conn for p in peers if not p.declared)
+        actions: list[Action] = []
+        if declared:
+            actions.append(Send(declared, b"".join(map(protocol.encode, frames))))
+        if plain:
+            actions.append(Send(plain, b"".join(protocol.encode(_v1(f)) for f in frames)))
+        return actions
+
+    # -- messages
+
+    def _on_chat(self, peer: _Peer, message: Frame) -> list[Action]:
+        name = message.get("room", LOBBY)
+        room = peer.rooms.get(room_key(name))
+        if room is None:
+            return self._refuse(peer, f"You are not in {name}")
+        assert peer.username is not None
+        where = "" if room is self._lobby else f" in {room.name}"
+        log.info("%s%s: %s", peer.username, where, message["message"])
+        self._last_id += 1
+        frame = protocol.chat_broadcast(
+            peer.username,
+            message["message"],
+            self._wallclock(),
+            message_id=self._last_id,
+            room=room.name,
+            action=message.get("action", False),
+        )
+        room.append(frame)
+        actions = self._to_room(room, frame)
+        return [*actions, Store(frame)] if self._stored else actions
+
+    def _on_private(self, peer: _Peer, message: Frame) -> list[Action]:
+        receiver = self._by_name.get(_key(message["to"]))
+        if receiver is None:
+            return self._refuse(peer, f"No such user: {message['to']}")
+        if receiver is peer:
+            return self._refuse(peer, "You cannot send a private message to yourself")
+        assert peer.username is not None and receiver.username is not None
+        if "private" not in receiver.features:
+            return self._refuse(
+                peer, f"{receiver.username}'s client cannot receive private messages"
+            )
+        log.info("Private message from %s to %s", peer.username, receiver.username)  # not its text
+        self._last_id += 1
+        frame = protocol.private(
+            peer.username, receiver.username, message["message"], self._wallclock(), self._last_id
+        )
+        return [Send((receiver.conn, peer.conn), protocol.encode(frame))]
+
+    # -- history
+
+    def _history_on_entering(self, peer: _Peer, room: Room) -> list[Action]:
+        """``peer`` entered ``room``: load the room if it was idle; send its latest messages.
+
+        The history holds the messages relayed before the peer came, and none
+        it receives live; while the room is loading, it waits for the store.
+        """
+        actions: list[Action] = []
+        if not room.complete and not room.fetching:
+            room.fetching = True  # ask once, however many come meanwhile
+            actions.append(Fetch(room.name, HISTORY_CACHE, generation=room.generation))
+        if "history" in peer.features:
+            if room.complete:
+                actions.append(self._history_of(room, peer.conn, self._last_id))
+            else:
+                room.waiting.append((peer.conn, self._last_id))
+        return actions
+
+    def _history_of(self, room: Room, conn: ConnId, last_id: int) -> Send:
+        frames, more = room.latest(last_id, protocol.HISTORY_PAGE)
+        return Send((conn,), protocol.encode(protocol.history(room.name, frames, more)))
+
+    def _on_history(self, peer: _Peer, message: Frame) -> list[Action]:
+        room = peer.rooms.get(room_key(message["room"]))
+        if room is None:
+            return self._refuse(peer, f"You are not in {message['room']}")
+        before, after, limit = message.get("before"), message.get("after"), message["limit"]
+        page = room.page(before=before, after=after, limit=limit)
+        if page is None:
+            return [Fetch(room.name, limit, before=before, after=after, conn=peer.conn)]
+        frames, more = page
+        return [Send((peer.conn,), protocol.encode(protocol.history(room.name, frames, more)))]
+
+    # -- limits
 
     def _take_token(self, peer: _Peer) -> bool:
         """Token bucket: ``rate_limit`` tokens a second, at most ``rate_burst`` saved."""

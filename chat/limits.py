@@ -70,6 +70,25 @@ TLS_HANDSHAKE_TIMEOUT = 10.0
 #: toward ``max_clients``, so closing connections cannot pile up unseen.
 CLOSE_TIMEOUT = 2.0
 
+#: Rooms one user may be in at once, and rooms on the server at once.  IRC
+#: networks allow each user 20-50 channels (CHANLIMIT); every room a user is in
+#: costs the server a notice to each member when the user comes and goes.
+MAX_ROOMS_PER_USER = 20
+MAX_ROOMS = 1000
+
+#: Messages of history kept per room, on disk; older ones are deleted.  10,000
+#: chat lines of ~100 bytes are about a megabyte a room.
+HISTORY_RETENTION = 10_000
+
+#: Each room's latest messages the server also keeps in memory, so that the
+#: history sent to whoever enters a room (50 messages) costs no disk read.
+HISTORY_CACHE = 200
+
+#: Seconds the history writer gathers messages before it writes them in one
+#: transaction.  One transaction per message would make the disk the limit;
+#: a message relayed more than this long before a crash is safe on disk.
+HISTORY_BATCH_SECONDS = 0.2
+
 #: Log lines about one connection (or one condition, such as "accept() failed")
 #: in each ``LOG_INTERVAL`` seconds; past that they are counted and summarised
 #: in one line ("... 500 more warnings from alice").  A client that sends
@@ -94,6 +113,9 @@ class Limits:
     max_frame_bytes: int = MAX_FRAME_BYTES
     tls_handshake_timeout: float = TLS_HANDSHAKE_TIMEOUT
     close_timeout: float = CLOSE_TIMEOUT
+    max_rooms_per_user: int = MAX_ROOMS_PER_USER
+    max_rooms: int = MAX_ROOMS
+    history_retention: int = HISTORY_RETENTION
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> Limits:

@@ -22,10 +22,13 @@ Frames in each direction::
                        {"type": "pong"}
                        {"type": "server_shutdown", "message": "..."}   (an extension)
 
-Extensions add new types and fields; a peer ignores types and fields it does
-not know.  This module does no I/O at all: it turns messages into bytes
-(:func:`encode`) and bytes into messages (:class:`FrameDecoder`), and checks
-that messages follow the rules.  Servers and clients of every kind share it.
+Extensions add new types and fields -- rooms, private messages, nicknames,
+history -- negotiated in the join, so that a peer that knows only the frames
+above never sees anything else (PROTOCOL.md, the normative description, has
+them all).  A peer ignores fields it does not know.  This module does no I/O
+at all: it turns messages into bytes (:func:`encode`) and bytes into messages
+(:class:`FrameDecoder`), and checks that messages follow the rules.  Servers
+and clients of every kind share it.
 """
 
 from __future__ import annotations
@@ -38,8 +41,14 @@ __all__ = [
     "DEFAULT_HOST",
     "DEFAULT_PORT",
     "ENCODING",
+    "FEATURES",
+    "FEATURE_OF_TYPE",
+    "HISTORY_PAGE",
+    "LOBBY",
     "MAX_FRAME_BYTES",
+    "MAX_HISTORY_PAGE",
     "MAX_MESSAGE_CHARS",
+    "MAX_ROOM_CHARS",
     "MAX_SERVER_FRAME_BYTES",
     "MAX_USERNAME_CHARS",
     "FrameDecoder",
@@ -50,14 +59,26 @@ __all__ = [
     "decode_line",
     "encode",
     "error",
+    "history",
     "join",
+    "join_room",
+    "leave_room",
     "ping",
     "pong",
+    "private",
     "request_id_of",
+    "room_joined",
+    "room_key",
+    "room_left",
+    "rooms_list",
     "server_shutdown",
     "user_joined",
     "user_left",
+    "user_renamed",
+    "users_list",
     "validate_client_message",
+    "validate_features",
+    "validate_room",
     "validate_username",
     "welcome",
 ]
@@ -296,7 +317,70 @@ def clean_message(message: Any) -> str:
     return message
 
 
-CLIENT_TYPES = ("join", "chat", "ping")
+# --------------------------------------------------------------------------
+# The extensions: features, rooms, private messages, nicknames, history
+# (PROTOCOL.md, sections 5-9)
+
+#: The room every client is in after joining; a v1 client's only room.
+LOBBY = "#lobby"
+
+#: Rooms are "#" and 1-20 of the username characters (IRC's channels start with "#" too).
+MAX_ROOM_CHARS = 20
+ROOM_PATTERN = re.compile(rf"#[A-Za-z0-9_-]{{1,{MAX_ROOM_CHARS}}}")
+
+#: What this server offers.  A client names what it understands in its join;
+#: a connection uses the features both named (PROTOCOL.md, section 5).
+FEATURES = ("history", "nick", "private", "rooms")
+
+#: A join may name at most this many features, each at most this long.
+MAX_FEATURES = 16
+MAX_FEATURE_CHARS = 32
+
+#: The frame types each feature adds, as a client sends them.
+FEATURE_OF_TYPE = {
+    "join_room": "rooms",
+    "leave_room": "rooms",
+    "rooms": "rooms",
+    "users": "rooms",
+    "private": "private",
+    "nick": "nick",
+    "history": "history",
+}
+
+#: Messages in a ``history`` answer unless the client asks for fewer; a larger
+#: ``limit`` is lowered to :data:`MAX_HISTORY_PAGE`.
+HISTORY_PAGE = 50
+MAX_HISTORY_PAGE = 200
+
+CLIENT_TYPES = ("join", "chat", "ping", *FEATURE_OF_TYPE)
+
+
+def room_key(room: str) -> str:
+    """Rooms are compared without regard to case: ``#Rust`` is ``#rust``."""
+    return room.casefold()
+
+
+def validate_room(room: Any) -> str:
+    """Return the room name if it follows the rules, else raise ProtocolError."""
+    if not isinstance(room, str):
+        raise ProtocolError("Room must be a string")
+    if not ROOM_PATTERN.fullmatch(room):
+        raise ProtocolError(
+            f"Invalid room name {room[:40]!r}: use '#' and 1-{MAX_ROOM_CHARS} letters, "
+            "digits, '_' or '-'"
+        )
+    return room
+
+
+def validate_features(features: Any) -> tuple[str, ...]:
+    """The feature names a join declares (unknown ones are kept: they are ignored later)."""
+    if not isinstance(features, list) or len(features) > MAX_FEATURES:
+        raise ProtocolError(f"Features must be a list of at most {MAX_FEATURES} names")
+    if not all(isinstance(f, str) and len(f) <= MAX_FEATURE_CHARS for f in features):
+        raise ProtocolError(
+            f"Each feature must be a string of at most {MAX_FEATURE_CHARS} characters"
+        )
+    return tuple(features)
 
 
 def request_id_of(message: dict[str, Any]) -> int | str | None:
@@ -313,36 +397,83 @@ def request_id_of(message: dict[str, Any]) -> int | str | None:
     return None
 
 
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 def validate_client_message(message: dict[str, Any]) -> dict[str, Any]:
-    """Check a message a client sent; return it with its text cleaned.
+    """Check a message a client sent; return a clean copy with only the known fields.
 
     Unknown types are refused (the server answers them with an error frame);
-    unknown *fields* are ignored, so that extensions can add them.
+    unknown *fields* are ignored, so that extensions can add them.  Whether the
+    connection may use a type (its feature) is the core's business.
     """
     kind = message.get("type")
     if kind == "join":
-        return join(validate_username(message.get("username")))
+        clean = join(validate_username(message.get("username")))
+        if "features" in message:
+            clean["features"] = list(validate_features(message["features"]))
+        return clean
     if kind == "chat":
-        return chat(clean_message(message.get("message")))
+        room = validate_room(message["room"]) if "room" in message else None
+        action = message.get("action") is True
+        return chat(clean_message(message.get("message")), room=room, action=action)
     if kind == "ping":
         if "id" in message and request_id_of(message) is None:
             raise ProtocolError(
                 f"Ping id must be a number or a string of at most {MAX_REQUEST_ID_CHARS} characters"
             )
         return ping(request_id_of(message))
+    if kind in ("join_room", "leave_room"):
+        return {"type": kind, "room": validate_room(message.get("room"))}
+    if kind == "rooms":
+        return {"type": "rooms"}
+    if kind == "users":
+        return {"type": "users", "room": validate_room(message.get("room", LOBBY))}
+    if kind == "private":
+        to = message.get("to")
+        if not isinstance(to, str) or not USERNAME_PATTERN.fullmatch(to):
+            raise ProtocolError("Private message needs 'to': a username")
+        return {"type": "private", "to": to, "message": clean_message(message.get("message"))}
+    if kind == "nick":
+        return {"type": "nick", "username": validate_username(message.get("username"))}
+    if kind == "history":
+        return _validate_history(message)
     raise ProtocolError(f"Unknown message type {str(kind)[:40]!r}")
+
+
+def _validate_history(message: dict[str, Any]) -> dict[str, Any]:
+    before, after = message.get("before"), message.get("after")
+    if (before is None) == (after is None) or not _positive_int(before or after):
+        raise ProtocolError("History needs 'before' or 'after': a positive message id")
+    limit = message.get("limit", HISTORY_PAGE)
+    if not _positive_int(limit):
+        raise ProtocolError("History 'limit' must be a positive whole number")
+    clean: dict[str, Any] = {"type": "history", "room": validate_room(message.get("room"))}
+    clean["before" if before is not None else "after"] = before or after
+    clean["limit"] = min(limit, MAX_HISTORY_PAGE)
+    return clean
 
 
 # --------------------------------------------------------------------------
 # Builders: one function per message type, so nobody misspells a field
 
 
-def join(username: str) -> dict[str, Any]:
-    return {"type": "join", "username": username}
+def join(username: str, features: list[str] | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "join", "username": username}
+    if features is not None:
+        frame["features"] = features
+    return frame
 
 
-def chat(message: str) -> dict[str, Any]:
-    return {"type": "chat", "message": message}
+def chat(message: str, *, room: str | None = None, action: bool = False) -> dict[str, Any]:
+    """A chat a client sends; ``room`` (default: the lobby) and ``action`` (/me) extend v1."""
+    frame: dict[str, Any] = {"type": "chat", "message": message}
+    if room is not None:
+        frame["room"] = room
+    if action:
+        frame["action"] = True
+    return frame
 
 
 def ping(request_id: int | str | None = None) -> dict[str, Any]:
@@ -351,26 +482,67 @@ def ping(request_id: int | str | None = None) -> dict[str, Any]:
 
 
 def welcome(
-    username: str, users: list[str], limits: dict[str, Any] | None = None
+    username: str,
+    users: list[str],
+    limits: dict[str, Any] | None = None,
+    *,
+    features: list[str] | None = None,
+    rooms: list[str] | None = None,
 ) -> dict[str, Any]:
     """The answer to a join.  ``limits`` tells the client the bounds it must keep to
-    (``rate_limit`` and ``rate_burst``, so that a program can pace itself)."""
-    frame = {"type": "welcome", "message": f"Welcome to the chat, {username}!", "users": users}
+    (``rate_limit`` and ``rate_burst``, so that a program can pace itself);
+    ``features`` and ``rooms`` go only to a client that declared features."""
+    frame: dict[str, Any] = {
+        "type": "welcome",
+        "message": f"Welcome to the chat, {username}!",
+        "users": users,
+    }
     if limits:
         frame["limits"] = limits
+    if features is not None:
+        frame["features"] = features
+    if rooms is not None:
+        frame["rooms"] = rooms
     return frame
 
 
-def chat_broadcast(username: str, message: str, timestamp: float) -> dict[str, Any]:
-    return {"type": "chat", "username": username, "message": message, "timestamp": timestamp}
+def chat_broadcast(
+    username: str,
+    message: str,
+    timestamp: float,
+    *,
+    message_id: int | None = None,
+    room: str | None = None,
+    action: bool = False,
+) -> dict[str, Any]:
+    """A relayed chat.  The v1 fields come first; ``id``, ``room`` and ``action`` extend them."""
+    frame: dict[str, Any] = {"type": "chat"}
+    if message_id is not None:
+        frame["id"] = message_id
+    if room is not None:
+        frame["room"] = room
+    frame.update(username=username, message=message, timestamp=timestamp)
+    if action:
+        frame["action"] = True
+    return frame
 
 
-def user_joined(username: str) -> dict[str, Any]:
-    return {"type": "user_joined", "username": username, "message": f"{username} joined the chat"}
+def user_joined(
+    username: str, room: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "user_joined", "username": username}
+    if room is not None:
+        frame["room"] = room
+    frame["message"] = message or f"{username} joined the chat"
+    return frame
 
 
-def user_left(username: str) -> dict[str, Any]:
-    return {"type": "user_left", "username": username, "message": f"{username} left the chat"}
+def user_left(username: str, room: str | None = None, message: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "user_left", "username": username}
+    if room is not None:
+        frame["room"] = room
+    frame["message"] = message or f"{username} left the chat"
+    return frame
 
 
 def error(message: str, request_id: int | str | None = None) -> dict[str, Any]:
@@ -385,6 +557,60 @@ def pong(request_id: int | str | None = None) -> dict[str, Any]:
 
 def server_shutdown(message: str = "The server is shutting down") -> dict[str, Any]:
     return {"type": "server_shutdown", "message": message}
+
+
+def join_room(room: str) -> dict[str, Any]:
+    return {"type": "join_room", "room": room}
+
+
+def leave_room(room: str) -> dict[str, Any]:
+    return {"type": "leave_room", "room": room}
+
+
+def room_joined(room: str, users: list[str]) -> dict[str, Any]:
+    return {"type": "room_joined", "room": room, "users": users}
+
+
+def room_left(room: str) -> dict[str, Any]:
+    return {"type": "room_left", "room": room}
+
+
+def rooms_list(rooms: list[tuple[str, int]]) -> dict[str, Any]:
+    """The answer to ``rooms``: every room and how many are in it."""
+    return {"type": "rooms", "rooms": [{"room": name, "users": count} for name, count in rooms]}
+
+
+def users_list(room: str, users: list[str]) -> dict[str, Any]:
+    """The answer to ``users``: who is in a room."""
+    return {"type": "users", "room": room, "users": users}
+
+
+def private(
+    sender: str, receiver: str, message: str, timestamp: float, message_id: int
+) -> dict[str, Any]:
+    """A relayed private message, as both its receiver and its sender get it."""
+    return {
+        "type": "private",
+        "id": message_id,
+        "from": sender,
+        "to": receiver,
+        "message": message,
+        "timestamp": timestamp,
+    }
+
+
+def user_renamed(old: str, new: str) -> dict[str, Any]:
+    return {
+        "type": "user_renamed",
+        "old": old,
+        "new": new,
+        "message": f"{old} is now known as {new}",
+    }
+
+
+def history(room: str, messages: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    """A page of a room's history: relayed chat frames, oldest first."""
+    return {"type": "history", "room": room, "messages": messages, "more": more}
 
 
 def _with_id(frame: dict[str, Any], request_id: int | str | None) -> dict[str, Any]:

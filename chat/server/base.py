@@ -42,11 +42,13 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 
-from chat.core import Action, ChatCore, Close
+from chat.core import Action, ChatCore, Close, Fetch, Send, Store
 from chat.limits import Limits
 from chat.logthrottle import LogThrottle
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
+from chat.store import MEMORY, HistoryStore
 
 __all__ = [
     "LOG_FORMAT",
@@ -159,6 +161,9 @@ class ServerBase:
 
     ``limits`` sets every bound (:class:`chat.limits.Limits`); ``ssl_context``
     (see :func:`chat.tls.server_context`) makes every connection use TLS.
+    ``db`` is where room history is kept (:mod:`chat.store`): a file, or
+    ``":memory:"`` (the default from Python: nothing outlives the server), or
+    ``None`` for no store at all (rooms remember only their latest messages).
     """
 
     def __init__(
@@ -169,13 +174,17 @@ class ServerBase:
         limits: Limits | None = None,
         backlog: int = 128,
         ssl_context: ssl.SSLContext | None = None,
+        db: str | None = MEMORY,
     ) -> None:
         self.host = host
         self.port = port
         self.limits = limits or Limits()
         self.backlog = backlog
         self.ssl_context = ssl_context
-        self.core = ChatCore(self.limits)
+        self.store = (
+            HistoryStore(db, retention=self.limits.history_retention) if db is not None else None
+        )
+        self.core = ChatCore(self.limits, stored_history=self.store is not None)
         self._listener: socket.socket | None = None
         self._address: tuple[str, int] = (host, port)
         self._stopping = threading.Event()
@@ -205,13 +214,28 @@ class ServerBase:
         """Close ``conn`` now, dropping whatever is still queued for it."""
         raise NotImplementedError
 
+    def _from_thread(self, work: Callable[..., object], *args: object) -> None:
+        """Run ``work(*args)`` where the engine runs the core, from another thread.
+
+        The history store answers on its own thread; the answer must be
+        handled where the core is (under the lock, or in the loop's thread).
+        """
+        raise NotImplementedError  # pragma: no cover - abstract
+
     # -- starting and stopping
 
     def start(self) -> ServerBase:
         """Bind, listen and start serving in the background."""
         if self._listener is not None:
             raise RuntimeError("this server was already started")
-        self._listener = listen(self.host, self.port, self.backlog)
+        if self.store is not None:  # a broken database is reported here, before listening
+            self.core.continue_ids(self.store.open())
+        try:
+            self._listener = listen(self.host, self.port, self.backlog)
+        except BaseException:
+            if self.store is not None:
+                self.store.close()
+            raise
         self._address = self._listener.getsockname()[:2]
         self.port = self._address[1]
         try:
@@ -219,6 +243,8 @@ class ServerBase:
         except BaseException:
             self._listener.close()
             self._listener = None
+            if self.store is not None:
+                self.store.close()
             raise
         log.info("Chat server started on %s", host_port(self.host, self.port))
         log.info("Waiting for connections...")
@@ -265,6 +291,8 @@ class ServerBase:
         self._stopping.set()  # after the deadline is set: engine threads read it
         log.info("Shutting down...")
         self._stop_serving()
+        if self.store is not None:
+            self.store.close()  # what it holds is written first
         self._stopped.set()
         log.info("Server stopped")
 
@@ -305,8 +333,8 @@ class ServerBase:
         ready = self._ready
         dropped: list[Action] = []  # what the core says when an overflowing client is dropped
         for action in actions:
-            if isinstance(action, Close):
-                self._close_soon(action.conn)
+            if type(action) is not Send:
+                self._perform_other(action)
                 continue
             data = action.data
             size = len(data)
@@ -323,6 +351,31 @@ class ServerBase:
                 conn.queued = queued + size
         if dropped:  # after everything else, so that every receiver sees one order
             self._perform(dropped)
+
+    def _perform_other(self, action: Action) -> None:
+        """The rarer actions: a close, and what goes to the history store."""
+        if isinstance(action, Close):
+            self._close_soon(action.conn)
+        elif isinstance(action, Store):
+            if self.store is not None:
+                self.store.append(action.frame)
+        elif isinstance(action, Fetch):
+            if self.store is None:  # no store: nothing older than memory exists
+                self._perform(self.core.history_fetched(action, [], False))
+                return
+            self.store.fetch(
+                action.room,
+                before=action.before,
+                after=action.after,
+                limit=action.limit,
+                reply=lambda frames, more: self._from_thread(
+                    self._history_arrived, action, frames, more
+                ),
+            )
+
+    def _history_arrived(self, fetch: Fetch, frames: list, more: bool) -> None:
+        """Where the core runs: the store's answer goes to the core."""
+        self._perform(self.core.history_fetched(fetch, frames, more))
 
     def _overflow(self, conn: Connection) -> list[Action]:
         """``conn`` stopped reading and its outbox is full: drop it, tell the core."""

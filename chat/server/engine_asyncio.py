@@ -47,6 +47,7 @@ import logging
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chat.core import Action
@@ -140,6 +141,12 @@ class AsyncioChatServer(EventLoopServer):
             self._loop.call_soon_threadsafe(self._stop_event.set)
         except RuntimeError:
             pass  # the loop is already closed
+
+    def _from_thread(self, work: Callable[..., object], *args: object) -> None:
+        try:
+            self._loop.call_soon_threadsafe(work, *args)
+        except RuntimeError:
+            pass  # the loop is closed: the server stopped
 
     def _run(self) -> None:
         try:

@@ -44,10 +44,12 @@ from __future__ import annotations
 
 import errno
 import logging
+import queue
 import selectors
 import socket
 import ssl
 import time
+from collections.abc import Callable
 
 from chat.server.base import (
     HOUSEKEEPING_INTERVAL,
@@ -125,12 +127,28 @@ class SelectorsChatServer(EventLoopServer):
         self._selector.register(self._wake_r, _READ, "wake")
         self._handshaking: set[_SelectorConnection] = set()  # TLS: against handshake_by
         self._accept_paused_until = 0.0
+        # Work handed over by other threads (the history store's answers).
+        self._calls: queue.SimpleQueue[tuple[Callable[..., object], tuple[object, ...]]] = (
+            queue.SimpleQueue()
+        )
 
     def _wake(self) -> None:
         try:
             self._wake_w.send(b"x")
         except OSError:
             pass  # already woken (buffer full) or already closed
+
+    def _from_thread(self, work: Callable[..., object], *args: object) -> None:
+        self._calls.put((work, args))
+        self._wake()
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                work, args = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            work(*args)
 
     # -- the loop
 
@@ -152,6 +170,7 @@ class SelectorsChatServer(EventLoopServer):
                         self._accept()
                     elif conn == "wake":
                         _discard(self._wake_r)
+                        self._run_calls()
                     else:
                         if mask & selectors.EVENT_WRITE and not conn.closed:
                             self._flush(conn)

@@ -170,6 +170,9 @@ class ChatServer(ServerBase):
         for conn in cut:
             conn.shutdown(socket.SHUT_RDWR)
 
+    def _from_thread(self, work: Callable[..., object], *args: object) -> None:
+        self._locked(work, *args)  # any thread may run the core, under the lock
+
     def _feed(self, conn: _ThreadedConnection, data: bytes) -> None:
         self._perform(self.core.receive(conn, data))
 

@@ -1,0 +1,122 @@
+"""A room: who is in it, and what was said there lately.
+
+Rooms are part of the chat's rules (:mod:`chat.core`), and like the rules they
+do no I/O.  A :class:`Room` knows its members, in the order they came, and
+keeps its latest relayed chat frames in memory -- the room's *log*, a bounded
+tail of its history (:data:`chat.limits.HISTORY_CACHE` messages).
+
+Why keep a tail in memory when the history lives on disk
+(:mod:`chat.store`)?  Because whoever enters a room is sent its latest
+messages at once, and those must be exactly the messages before they came --
+including the last fraction of a second, which the store has not written yet
+(it writes in batches).  The log has them all, in relay order, so the answer
+costs no disk read and no waiting.  Only two things need the store: a page
+older than the log, and the tail of a room nobody was in since the server
+started (the room is *loading* until the store answers).
+
+The log is always a contiguous suffix of the room's history: every message
+newer than its first one is in it.  That is what lets :meth:`Room.page` know
+whether it can answer alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Hashable
+from typing import Any
+
+from chat.protocol import room_key
+
+__all__ = ["Room"]
+
+Frame = dict[str, Any]
+
+
+class Room:
+    """One room's members and latest messages.
+
+    ``members`` maps a connection to whatever the core keeps about it, in
+    the order they entered.  ``complete``: whether the log's messages are the
+    room's latest -- false while loading.  ``older``: whether messages older
+    than the log's first may exist in the store.
+    """
+
+    __slots__ = (
+        "complete",
+        "fetching",
+        "generation",
+        "key",
+        "log",
+        "members",
+        "name",
+        "older",
+        "waiting",
+    )
+
+    _generations = itertools.count(1)
+
+    def __init__(self, name: str, cache: int, *, complete: bool) -> None:
+        self.name = name  # as its first member spelled it
+        self.generation = next(Room._generations)  # tells this life of the room from later ones
+        self.key = room_key(name)
+        self.members: dict[Hashable, Any] = {}
+        self.log: deque[Frame] = deque(maxlen=cache)
+        self.complete = complete
+        self.fetching = False  # its latest messages were asked of the store
+        self.older = False
+        # Members who entered while the room was loading: (conn, the last id
+        # relayed anywhere before they came).  Their history is sent once
+        # the store answers, without anything they received live.
+        self.waiting: list[tuple[Hashable, int]] = []
+
+    def append(self, frame: Frame) -> None:
+        """A message relayed in this room (its ``id`` larger than every one before)."""
+        if len(self.log) == self.log.maxlen:
+            self.older = True  # the oldest one leaves memory; the store still has it
+        self.log.append(frame)
+
+    def loaded(self, frames: list[Frame], more: bool) -> None:
+        """The store's answer to loading: the latest stored messages, oldest first."""
+        newest = frames[-1]["id"] if frames else 0
+        live = [f for f in self.log if f["id"] > newest]  # relayed while loading
+        merged = [*frames, *live]
+        keep = merged[-self.log.maxlen :] if self.log.maxlen else merged
+        self.log = deque(keep, maxlen=self.log.maxlen)
+        self.older = more or len(keep) < len(merged)
+        self.complete = True
+
+    def latest(self, last_id: int, limit: int) -> tuple[list[Frame], bool]:
+        """The latest ``limit`` messages with an id up to ``last_id``, and whether older exist."""
+        eligible = [f for f in self.log if f["id"] <= last_id]
+        return eligible[-limit:], len(eligible) > limit or self.older
+
+    def page(
+        self, *, before: int | None = None, after: int | None = None, limit: int
+    ) -> tuple[list[Frame], bool] | None:
+        """A page of history from the log, or ``None`` if only the store can answer.
+
+        ``before``: the latest ``limit`` messages with a smaller id, and
+        whether older ones exist.  ``after``: the earliest ``limit`` messages
+        with a larger id, and whether newer ones exist.
+        """
+        if not self.complete:
+            return None
+        if before is not None:
+            eligible = [f for f in self.log if f["id"] < before]
+            if len(eligible) < limit and self.older:
+                return None  # the rest is older than the log: on disk
+            return eligible[-limit:], len(eligible) > limit or self.older
+        assert after is not None
+        if self.older and (not self.log or after < self.log[0]["id"]):
+            return None  # messages between ``after`` and the log may be on disk
+        eligible = [f for f in self.log if f["id"] > after]
+        return eligible[:limit], len(eligible) > limit
+
+    @property
+    def usernames(self) -> list[str]:
+        """Who is in the room, in the order they came."""
+        return [member.username for member in list(self.members.values())]
+
+    def __repr__(self) -> str:
+        return f"<Room {self.name}: {len(self.members)} members, {len(self.log)} messages>"

@@ -180,7 +180,10 @@ class ChatWidget(widgets.VBox):
         self.reason = "Not connected yet"
         self.users: list[str] = []
         self._lines: deque[_Line] = deque(maxlen=max_lines)
-        self._ui_lock = threading.RLock()  # the one lock around every UI write
+        # One lock guards everything that more than one thread touches: the
+        # sender thread's start, the closed flag, the status, the input box and
+        # every widget value.  See "Threads" in the module docstring.
+        self._lock = threading.RLock()
         self._jobs: queue.Queue[tuple[Callable[[], None], threading.Event] | None] = queue.Queue()
         self._sender: threading.Thread | None = None
         self._closed = False
@@ -242,19 +245,22 @@ class ChatWidget(widgets.VBox):
         if connect:
             self.connect()
 
-    # -- what programs (and tests) call
+    # -- what programs (and tests) call: from a cell, or from a callback on any thread
 
     def connect(self, username: str | None = None) -> None:
         """Connect (again) in the background, as ``username`` or the name given before."""
-        if username is not None:
-            self.username = username
-        if self.status != DISCONNECTED:
-            self._update(line=_line("error", "❌ Already connected or connecting"))
-            return
-        name = self.username
-        where = f"{self.host}:{self.port}"
-        self._update(status=CONNECTING, reason=f"connecting to {where} as {name}…")
-        self._submit_job(lambda: self._connect(name))
+        with self._lock:  # the status check and the change to "connecting" are one step
+            if self._closed:
+                return
+            if username is not None:
+                self.username = username
+            if self.status != DISCONNECTED:
+                self._update(line=_line("error", "❌ Already connected or connecting"))
+                return
+            name = self.username
+            where = f"{self.host}:{self.port}"
+            self._update(status=CONNECTING, reason=f"connecting to {where} as {name}…")
+            self._submit_job(lambda: self._connect(name))
 
     def submit(self, line: str) -> None:
         """Act on one line as if it was typed: send it, or run its slash command."""
@@ -262,7 +268,7 @@ class ChatWidget(widgets.VBox):
         if command is None:
             text = message_text(line)
             if text:
-                self._with_client(lambda client: client.send_chat(text))
+                self._with_client(lambda client: client.send_chat(text), unsent=text)
         elif command.name == "quit":
             self.disconnect()
         elif command.name == "ping":
@@ -290,56 +296,79 @@ class ChatWidget(widgets.VBox):
         return self.status == CONNECTED
 
     def close(self) -> None:
-        """Disconnect, stop the sender thread and remove the widget from the page."""
-        if self._closed:
-            return
-        if self._sender is not None:
-            self._submit_job(self._close_client)
-            self._jobs.put(None)  # the sender thread's signal to end, after that job
-            self._closed = True
-            if self._sender is not threading.current_thread():
-                self._sender.join(self.timeout)
-        self._closed = True
-        for part in self._parts:
-            part.close()
-        super().close()
+        """Disconnect, stop the sender thread and remove the widget from the page.
+
+        Lines submitted before are sent first (waiting at most ``timeout``
+        seconds for them); from now on nothing is: :meth:`connect` and
+        :meth:`submit` do nothing on a closed widget.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True  # no job is queued after this one...
+            sender = self._sender
+            if sender is not None:
+                self._jobs.put((self._close_client, threading.Event()))
+                self._jobs.put(None)  # ...and the sender thread ends after it
+        if sender is not None and sender is not threading.current_thread():
+            sender.join(self.timeout)  # outside the lock: its last jobs need it
+        with self._lock:  # never while another thread of ours sets a value on a part
+            for part in self._parts:
+                part.close()
+            super().close()
 
     def log_text(self) -> str:
         """The log as plain text, one line per line (handy in tests and notebooks)."""
-        with self._ui_lock:
+        with self._lock:
             return "\n".join(line.text for line in self._lines)
 
     def __repr__(self) -> str:
         return f"<ChatWidget {self.username or '?'}@{self.host}:{self.port} {self.status}>"
 
-    # -- browser events (on the kernel's main thread: quick, no network)
+    # -- browser events: on the main thread or a subshell's, maybe during a cell
 
     def _on_input(self, change: dict[str, Any]) -> None:
-        line = change["new"]
-        if line:  # emptying the box below fires this again, with "": ignored
-            self._update(clear_input=True)
-            self.submit(line)
+        if change["new"]:  # emptying the box fires this again, with "": ignored
+            self._take_input(change["new"])
 
     def _on_send_click(self, _button: widgets.Button) -> None:
-        line = self.input.value
-        if line:
+        self._take_input()
+
+    def _take_input(self, reported: str | None = None) -> None:
+        """Empty the input box and submit what was in it, once.
+
+        Enter and a click on Send can be handled at the same moment on two
+        threads (a subshell's and the main thread): under the lock, only the
+        first to look finds the line, so it is sent once.  An Enter whose
+        ``reported`` line is no longer in the box lost to a click that took it.
+        """
+        with self._lock:
+            line = self.input.value
+            if not line or (reported is not None and line != reported):
+                return
             self._update(clear_input=True)
-            self.submit(line)
+            self.submit(line)  # queued under the lock too: lines keep the order they were taken in
 
     # -- the sender thread
 
     def _submit_job(self, job: Callable[[], None]) -> threading.Event:
-        """Queue ``job`` for the sender thread; the event is set once it has run."""
+        """Queue ``job`` for the sender thread; the event is set once it has run.
+
+        The first job starts the thread.  Under the lock, two threads
+        submitting at once cannot both start one, and no job is queued behind
+        the end signal that :meth:`close` queues (it would never run).
+        """
         done = threading.Event()
-        if self._closed:
-            done.set()
-            return done
-        if self._sender is None:
-            self._sender = threading.Thread(
-                target=self._run_jobs, name=f"chat-widget-{self.username}", daemon=True
-            )
-            self._sender.start()
-        self._jobs.put((job, done))
+        with self._lock:
+            if self._closed:
+                done.set()
+                return done
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._run_jobs, name=f"chat-widget-{self.username}", daemon=True
+                )
+                self._sender.start()
+            self._jobs.put((job, done))
         return done
 
     def _run_jobs(self) -> None:
@@ -358,13 +387,30 @@ class ChatWidget(widgets.VBox):
         if self.client is not None:
             self.client.close()  # its receive thread reports "disconnected", then ends
 
-    def _with_client(self, action: Callable[[ChatClient], None]) -> None:
-        """Run ``action`` on the sender thread, if connected; say so if not."""
-        client = self.client
-        if client is None or self.status != CONNECTED:
-            self._update(line=_line("error", "❌ Not connected"))
-            return
-        self._submit_job(lambda: action(client))
+    def _with_client(self, action: Callable[[ChatClient], None], unsent: str = "") -> None:
+        """Run ``action`` on the sender thread, if connected; say so if not.
+
+        ``unsent`` is the message ``action`` sends: if it cannot go (we are
+        not connected, or the connection ends before the sender thread gets
+        to it), the log shows it, so that no line you typed vanishes unseen.
+        """
+
+        def not_sent(reason: str) -> None:
+            shown = f"❌ {reason}" + (f", not sent: {safe_text(unsent)}" if unsent else "")
+            self._update(line=_line("error", shown))
+
+        def job() -> None:
+            try:
+                action(client)
+            except ChatError as exc:
+                not_sent(safe_text(exc))
+
+        with self._lock:
+            client = self.client
+            if client is None or self.status != CONNECTED:
+                not_sent("Not connected")
+                return
+            self._submit_job(job)
 
     def _connect(self, username: str) -> None:
         client = ChatClient(
@@ -375,7 +421,8 @@ class ChatWidget(widgets.VBox):
             keepalive=self.keepalive,
             **self.client_options,
         )
-        previous, self.client = self.client, client
+        with self._lock:  # callbacks read self.client on their own threads
+            previous, self.client = self.client, client
         if previous is not None:
             previous.close()
         try:
@@ -383,9 +430,6 @@ class ChatWidget(widgets.VBox):
         except ChatError as exc:  # refused, name taken, invalid name, no answer
             reason = safe_text(exc)
             self._update(line=_line("error", f"❌ {reason}"), status=DISCONNECTED, reason=reason)
-            return
-        if self._closed:  # close() was called while we were connecting
-            client.close()
 
     # -- the receive thread
 
@@ -440,7 +484,7 @@ class ChatWidget(widgets.VBox):
         clear_input: bool = False,
     ) -> None:
         """Change the state and redraw what changed, under the one UI lock."""
-        with self._ui_lock:
+        with self._lock:
             if self._closed and self.comm is None:
                 return
             if clear_input:

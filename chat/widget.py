@@ -15,34 +15,111 @@ parsed by :mod:`chat.client.commands`, so both user interfaces behave alike.  Th
 the only module of the package that needs anything outside the standard
 library (``pip install ipywidgets``).
 
-Three kinds of thread touch a widget
-------------------------------------
-* The kernel's **main thread** runs your cells and, between them, handles what
-  happens in the browser: a press of Enter, a click on Send.  While it is busy,
-  no click in any widget of the notebook is handled.  So it never waits on the
-  network: it only puts a job on a queue.
+Four kinds of thread touch a widget
+-----------------------------------
+* The kernel's **main thread** runs your cells.
+* A **browser event** -- Enter in the box, a click on Send -- is a message to
+  the kernel, and ipywidgets calls our handler for it on whichever thread the
+  kernel handles that message: the main thread between cells, or a
+  *subshell's* thread, even while a cell runs (next section).  A handler never
+  waits on the network: it only puts a job on a queue.
 * The widget's **sender thread** takes jobs off that queue, in order, and does
   the network calls that may wait: connect (up to ``timeout`` seconds when a
   server does not answer), send, ``/ping`` (a round trip), ``/quit``.
 * The client's **receive thread** (see :mod:`chat.client`) gets every message
   from the server and hands it to :meth:`ChatWidget._on_event`.
 
-All three change what the widget shows, and that needs care:
+Which thread handles a browser event
+------------------------------------
+Measured in JupyterLab and Chromium by ``tests/test_browser.py``, with the
+versions ``requirements.txt`` installs (JupyterLab 4.6, ipykernel 7.4,
+ipywidgets 8.1); the test fails if they behave otherwise.
 
-* Every change goes through one method, :meth:`ChatWidget._update`, which holds
-  one lock while it changes the widget's state and sets the widgets' values.
-  Appending a line is a read-modify-write (take the lines, add one, set the
-  HTML); two threads doing it at once could lose a line.  The lock makes each
-  update whole.  Nothing slow happens under the lock (no network), so the
-  main thread never waits for it noticeably.
+* **Kernel subshells (JupyterLab >= 4.4 and ipykernel >= 7, the default).**
+  JupyterLab's setting *Kernel Comms over subshells* (``commsOverSubshells``
+  in ``@jupyterlab/apputils-extension:kernels-settings``, added by
+  https://github.com/jupyterlab/jupyterlab/pull/17363) defaults to
+  ``perCommTarget``: JupyterLab asks the kernel for one subshell -- a thread
+  of its own, named ``subshell-<uuid>`` -- per comm target, and sends every
+  widget message there.  All ipywidgets share one target, so **all widgets of
+  a notebook share one subshell thread**.  It handles their events one at a
+  time while the main thread runs your cell: a line typed during a
+  ``time.sleep(20)`` reaches the others in about a tenth of a second.  A slow
+  handler delays the other widgets' events, never your cells.  (``perComm``
+  gives every widget a subshell of its own.)
+* **The first event after a cell created or changed the widget waits.**
+  ipykernel (7.4: ``ipykernel/comm/comm.py`` and ``kernelbase.py``) hands a
+  widget's message to whichever shell last *sent* on that widget's comm,
+  whatever subshell the browser addressed.  A cell that creates a widget or
+  sets one of its values sends from the main shell, so that widget's next
+  event is handled on the main thread: after the running cell, and under
+  *Run All* after every queued cell.  Handling it sends from the subshell's
+  message (ipywidgets echoes the new value, we empty the box), so the events
+  after it go to the subshell -- until a cell changes that widget again.  A
+  value set from a background thread counts as sent by the shell that got the
+  latest request, so history decides; this code assumes nothing about it.
+  (A click sends nothing back, so in our measurements clicks on Send kept
+  going to the main thread; the box's value, which the browser reports when
+  you leave the box for the button, went to the subshell and was sent.)
+* **No subshells** (``commsOverSubshells: disabled``, JupyterLab < 4.4,
+  ipykernel 6): every event is handled on the main thread, between cells.
+  While a cell runs, no click in any widget of the notebook is handled.
+
+To turn subshells for widgets off: *Settings → Settings Editor → Kernels →
+Kernel Comms over subshells → Disabled* (in the JSON editor:
+``{"commsOverSubshells": "disabled"}``); for every user of an installation,
+the same under ``"@jupyterlab/apputils-extension:kernels-settings"`` in
+``<sys.prefix>/share/jupyter/lab/settings/overrides.json``.
+
+What that means here: one lock
+------------------------------
+A handler can run at the same time as a cell's code (a cell calling
+:meth:`~ChatWidget.connect` or :meth:`~ChatWidget.close` while a Send is
+handled), and an Enter handled on the subshell thread at the same time as a
+click on Send on the main thread.  So every piece of state that more than one
+thread touches is guarded by one lock, ``ChatWidget._lock``:
+
+* The sender thread starts once, even when two threads queue a first job at
+  the same moment.
+* :meth:`~ChatWidget.connect` checks the status and changes it to
+  "connecting" in one step.
+* Taking the line out of the box is one step: of an Enter and a Send handled
+  at the same moment, only one finds the line, so it is sent once.  A line
+  that cannot be sent (the connection ended first) is shown as not sent.
+* After :meth:`~ChatWidget.close`, nothing more is queued (a job behind the
+  sender thread's end signal would never run) and ``connect`` does nothing;
+  lines submitted before it are sent first.
+* Every change to what the widget shows goes through
+  :meth:`ChatWidget._update`.  Appending a line is a read-modify-write (take
+  the lines, add one, set the HTML); two threads doing it at once could lose
+  a line.
+
+Nothing slow happens under the lock (no network, no waiting for a thread), so
+no thread waits for it noticeably.  ``tests/test_widget.py`` drives each of
+these races from two threads.
+
+Two more rules for threads:
+
 * Setting a widget's value from a thread is safe in ipykernel: it becomes a
   message to the browser, which ipykernel sends from its own I/O thread.  (The
   releases 7.0.x broke that; ``requirements.txt`` excludes them.)  This is why
-  we could not simply hand updates to the main thread instead: it may be busy
-  running a long cell, and the chat would freeze until the cell ends.
+  the receive thread updates the widget directly instead of handing updates to
+  the main thread, which may be busy running a long cell.
 * What we never do: ``with output_widget:`` from a thread.  That context
   manager captures *printed* output, and from a background thread the output
   lands in whichever cell happens to be running.  The widget prints nothing.
+
+Tested, and supported by design
+-------------------------------
+Tested in CI: the versions ``requirements.txt`` installs, in headless
+Chromium with ``commsOverSubshells`` at its default and ``disabled``
+(``tests/test_browser.py``), and the widget driven from several threads in
+code, without a browser (``tests/test_widget.py``).  Supported by design, not
+tested: setups without subshells -- ipykernel 6 (6.29 or later, which
+``requirements.txt`` allows), JupyterLab 4.2 and 4.3 -- where every handler
+runs on the main thread between cells, as with ``disabled``; and
+``perComm``.  The widget is correct on any thread, so these change only when
+a line typed during a busy cell goes out, not what it does.
 
 Safety: everything a peer sent (names, messages, the server's own words) goes
 through :func:`chat.client.display.safe_text` -- control characters become visible
@@ -149,7 +226,8 @@ class ChatWidget(widgets.VBox):
     :meth:`connect`) and shows how that went in its status line.  It never
     raises because of the network: refused connections, taken names and lost
     servers are shown in the widget, and :attr:`status` and :attr:`reason`
-    say the same for programs and tests.
+    say the same for programs and tests.  Its methods may be called from
+    any thread, also while its own event handlers run on another one.
 
     Other keyword arguments go to :class:`~chat.client.ChatClient`, for
     instance ``tls=True, cafile="ca.pem"`` (or ``ssl_context=...``) for a

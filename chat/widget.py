@@ -139,9 +139,14 @@ whose ``value`` we observe (ipywidgets 8 deprecates ``on_submit``).  The
 browser reports the value when you press Enter *or* leave the box, so
 clicking Send (which leaves the box) also sends; so would clicking elsewhere
 with text typed.  The Send button sends whatever is still in the input.  The
-kernel empties the box once it has the line; text typed in the split second
-before that reaches the browser (a busy kernel makes the second longer) is
-wiped with it.
+kernel empties the box once it has the line.  While the box still shows a
+line, the kernel has not handled it yet -- for a while, if the event waits
+for a busy main thread.  Leave it there: ipywidgets' front end keeps one
+change per widget in flight and, once the kernel has handled it, sends only
+the widget's latest value, so of several lines entered meanwhile only the
+last arrives (measured: of four lines entered in a row during one busy cell,
+the first and the last arrived).  Text typed in the moment before the
+emptied box reaches the browser is wiped with it.
 """
 
 from __future__ import annotations

@@ -15,34 +15,111 @@ parsed by :mod:`chat.client.commands`, so both user interfaces behave alike.  Th
 the only module of the package that needs anything outside the standard
 library (``pip install ipywidgets``).
 
-Three kinds of thread touch a widget
-------------------------------------
-* The kernel's **main thread** runs your cells and, between them, handles what
-  happens in the browser: a press of Enter, a click on Send.  While it is busy,
-  no click in any widget of the notebook is handled.  So it never waits on the
-  network: it only puts a job on a queue.
+Four kinds of thread touch a widget
+-----------------------------------
+* The kernel's **main thread** runs your cells.
+* A **browser event** -- Enter in the box, a click on Send -- is a message to
+  the kernel, and ipywidgets calls our handler for it on whichever thread the
+  kernel handles that message: the main thread between cells, or a
+  *subshell's* thread, even while a cell runs (next section).  A handler never
+  waits on the network: it only puts a job on a queue.
 * The widget's **sender thread** takes jobs off that queue, in order, and does
   the network calls that may wait: connect (up to ``timeout`` seconds when a
   server does not answer), send, ``/ping`` (a round trip), ``/quit``.
 * The client's **receive thread** (see :mod:`chat.client`) gets every message
   from the server and hands it to :meth:`ChatWidget._on_event`.
 
-All three change what the widget shows, and that needs care:
+Which thread handles a browser event
+------------------------------------
+Measured in JupyterLab and Chromium by ``tests/test_browser.py``, with the
+versions ``requirements.txt`` installs (JupyterLab 4.6, ipykernel 7.4,
+ipywidgets 8.1); the test fails if they behave otherwise.
 
-* Every change goes through one method, :meth:`ChatWidget._update`, which holds
-  one lock while it changes the widget's state and sets the widgets' values.
-  Appending a line is a read-modify-write (take the lines, add one, set the
-  HTML); two threads doing it at once could lose a line.  The lock makes each
-  update whole.  Nothing slow happens under the lock (no network), so the
-  main thread never waits for it noticeably.
+* **Kernel subshells (JupyterLab >= 4.4 and ipykernel >= 7, the default).**
+  JupyterLab's setting *Kernel Comms over subshells* (``commsOverSubshells``
+  in ``@jupyterlab/apputils-extension:kernels-settings``, added by
+  https://github.com/jupyterlab/jupyterlab/pull/17363) defaults to
+  ``perCommTarget``: JupyterLab asks the kernel for one subshell -- a thread
+  of its own, named ``subshell-<uuid>`` -- per comm target, and sends every
+  widget message there.  All ipywidgets share one target, so **all widgets of
+  a notebook share one subshell thread**.  It handles their events one at a
+  time while the main thread runs your cell: a line typed during a
+  ``time.sleep(20)`` reaches the others in about a tenth of a second.  A slow
+  handler delays the other widgets' events, never your cells.  (``perComm``
+  gives every widget a subshell of its own.)
+* **The first event after a cell created or changed the widget waits.**
+  ipykernel (7.4: ``ipykernel/comm/comm.py`` and ``kernelbase.py``) hands a
+  widget's message to whichever shell last *sent* on that widget's comm,
+  whatever subshell the browser addressed.  A cell that creates a widget or
+  sets one of its values sends from the main shell, so that widget's next
+  event is handled on the main thread: after the running cell, and under
+  *Run All* after every queued cell.  Handling it sends from the subshell's
+  message (ipywidgets echoes the new value, we empty the box), so the events
+  after it go to the subshell -- until a cell changes that widget again.  A
+  value set from a background thread counts as sent by the shell that got the
+  latest request, so history decides; this code assumes nothing about it.
+  (A click sends nothing back, so in our measurements clicks on Send kept
+  going to the main thread; the box's value, which the browser reports when
+  you leave the box for the button, went to the subshell and was sent.)
+* **No subshells** (``commsOverSubshells: disabled``, JupyterLab < 4.4,
+  ipykernel 6): every event is handled on the main thread, between cells.
+  While a cell runs, no click in any widget of the notebook is handled.
+
+To turn subshells for widgets off: *Settings → Settings Editor → Kernels →
+Kernel Comms over subshells → Disabled* (in the JSON editor:
+``{"commsOverSubshells": "disabled"}``); for every user of an installation,
+the same under ``"@jupyterlab/apputils-extension:kernels-settings"`` in
+``<sys.prefix>/share/jupyter/lab/settings/overrides.json``.
+
+What that means here: one lock
+------------------------------
+A handler can run at the same time as a cell's code (a cell calling
+:meth:`~ChatWidget.connect` or :meth:`~ChatWidget.close` while a Send is
+handled), and an Enter handled on the subshell thread at the same time as a
+click on Send on the main thread.  So every piece of state that more than one
+thread touches is guarded by one lock, ``ChatWidget._lock``:
+
+* The sender thread starts once, even when two threads queue a first job at
+  the same moment.
+* :meth:`~ChatWidget.connect` checks the status and changes it to
+  "connecting" in one step.
+* Taking the line out of the box is one step: of an Enter and a Send handled
+  at the same moment, only one finds the line, so it is sent once.  A line
+  that cannot be sent (the connection ended first) is shown as not sent.
+* After :meth:`~ChatWidget.close`, nothing more is queued (a job behind the
+  sender thread's end signal would never run) and ``connect`` does nothing;
+  lines submitted before it are sent first.
+* Every change to what the widget shows goes through
+  :meth:`ChatWidget._update`.  Appending a line is a read-modify-write (take
+  the lines, add one, set the HTML); two threads doing it at once could lose
+  a line.
+
+Nothing slow happens under the lock (no network, no waiting for a thread), so
+no thread waits for it noticeably.  ``tests/test_widget.py`` drives each of
+these races from two threads.
+
+Two more rules for threads:
+
 * Setting a widget's value from a thread is safe in ipykernel: it becomes a
   message to the browser, which ipykernel sends from its own I/O thread.  (The
   releases 7.0.x broke that; ``requirements.txt`` excludes them.)  This is why
-  we could not simply hand updates to the main thread instead: it may be busy
-  running a long cell, and the chat would freeze until the cell ends.
+  the receive thread updates the widget directly instead of handing updates to
+  the main thread, which may be busy running a long cell.
 * What we never do: ``with output_widget:`` from a thread.  That context
   manager captures *printed* output, and from a background thread the output
   lands in whichever cell happens to be running.  The widget prints nothing.
+
+Tested, and supported by design
+-------------------------------
+Tested in CI: the versions ``requirements.txt`` installs, in headless
+Chromium with ``commsOverSubshells`` at its default and ``disabled``
+(``tests/test_browser.py``), and the widget driven from several threads in
+code, without a browser (``tests/test_widget.py``).  Supported by design, not
+tested: setups without subshells -- ipykernel 6 (6.29 or later, which
+``requirements.txt`` allows), JupyterLab 4.2 and 4.3 -- where every handler
+runs on the main thread between cells, as with ``disabled``; and
+``perComm``.  The widget is correct on any thread, so these change only when
+a line typed during a busy cell goes out, not what it does.
 
 Safety: everything a peer sent (names, messages, the server's own words) goes
 through :func:`chat.client.display.safe_text` -- control characters become visible
@@ -62,9 +139,14 @@ whose ``value`` we observe (ipywidgets 8 deprecates ``on_submit``).  The
 browser reports the value when you press Enter *or* leave the box, so
 clicking Send (which leaves the box) also sends; so would clicking elsewhere
 with text typed.  The Send button sends whatever is still in the input.  The
-kernel empties the box once it has the line; text typed in the split second
-before that reaches the browser (a busy kernel makes the second longer) is
-wiped with it.
+kernel empties the box once it has the line.  While the box still shows a
+line, the kernel has not handled it yet -- for a while, if the event waits
+for a busy main thread.  Leave it there: ipywidgets' front end keeps one
+change per widget in flight and, once the kernel has handled it, sends only
+the widget's latest value, so of several lines entered meanwhile only the
+last arrives (measured: of four lines entered in a row during one busy cell,
+the first and the last arrived).  Text typed in the moment before the
+emptied box reaches the browser is wiped with it.
 """
 
 from __future__ import annotations
@@ -149,7 +231,8 @@ class ChatWidget(widgets.VBox):
     :meth:`connect`) and shows how that went in its status line.  It never
     raises because of the network: refused connections, taken names and lost
     servers are shown in the widget, and :attr:`status` and :attr:`reason`
-    say the same for programs and tests.
+    say the same for programs and tests.  Its methods may be called from
+    any thread, also while its own event handlers run on another one.
 
     Other keyword arguments go to :class:`~chat.client.ChatClient`, for
     instance ``tls=True, cafile="ca.pem"`` (or ``ssl_context=...``) for a
@@ -180,7 +263,10 @@ class ChatWidget(widgets.VBox):
         self.reason = "Not connected yet"
         self.users: list[str] = []
         self._lines: deque[_Line] = deque(maxlen=max_lines)
-        self._ui_lock = threading.RLock()  # the one lock around every UI write
+        # One lock guards everything that more than one thread touches: the
+        # sender thread's start, the closed flag, the status, the input box and
+        # every widget value.  See "Threads" in the module docstring.
+        self._lock = threading.RLock()
         self._jobs: queue.Queue[tuple[Callable[[], None], threading.Event] | None] = queue.Queue()
         self._sender: threading.Thread | None = None
         self._closed = False
@@ -242,19 +328,22 @@ class ChatWidget(widgets.VBox):
         if connect:
             self.connect()
 
-    # -- what programs (and tests) call
+    # -- what programs (and tests) call: from a cell, or from a callback on any thread
 
     def connect(self, username: str | None = None) -> None:
         """Connect (again) in the background, as ``username`` or the name given before."""
-        if username is not None:
-            self.username = username
-        if self.status != DISCONNECTED:
-            self._update(line=_line("error", "❌ Already connected or connecting"))
-            return
-        name = self.username
-        where = f"{self.host}:{self.port}"
-        self._update(status=CONNECTING, reason=f"connecting to {where} as {name}…")
-        self._submit_job(lambda: self._connect(name))
+        with self._lock:  # the status check and the change to "connecting" are one step
+            if self._closed:
+                return
+            if username is not None:
+                self.username = username
+            if self.status != DISCONNECTED:
+                self._update(line=_line("error", "❌ Already connected or connecting"))
+                return
+            name = self.username
+            where = f"{self.host}:{self.port}"
+            self._update(status=CONNECTING, reason=f"connecting to {where} as {name}…")
+            self._submit_job(lambda: self._connect(name))
 
     def submit(self, line: str) -> None:
         """Act on one line as if it was typed: send it, or run its slash command."""
@@ -262,7 +351,7 @@ class ChatWidget(widgets.VBox):
         if command is None:
             text = message_text(line)
             if text:
-                self._with_client(lambda client: client.send_chat(text))
+                self._with_client(lambda client: client.send_chat(text), unsent=text)
         elif command.name == "quit":
             self.disconnect()
         elif command.name == "ping":
@@ -290,56 +379,79 @@ class ChatWidget(widgets.VBox):
         return self.status == CONNECTED
 
     def close(self) -> None:
-        """Disconnect, stop the sender thread and remove the widget from the page."""
-        if self._closed:
-            return
-        if self._sender is not None:
-            self._submit_job(self._close_client)
-            self._jobs.put(None)  # the sender thread's signal to end, after that job
-            self._closed = True
-            if self._sender is not threading.current_thread():
-                self._sender.join(self.timeout)
-        self._closed = True
-        for part in self._parts:
-            part.close()
-        super().close()
+        """Disconnect, stop the sender thread and remove the widget from the page.
+
+        Lines submitted before are sent first (waiting at most ``timeout``
+        seconds for them); from now on nothing is: :meth:`connect` and
+        :meth:`submit` do nothing on a closed widget.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True  # no job is queued after this one...
+            sender = self._sender
+            if sender is not None:
+                self._jobs.put((self._close_client, threading.Event()))
+                self._jobs.put(None)  # ...and the sender thread ends after it
+        if sender is not None and sender is not threading.current_thread():
+            sender.join(self.timeout)  # outside the lock: its last jobs need it
+        with self._lock:  # never while another thread of ours sets a value on a part
+            for part in self._parts:
+                part.close()
+            super().close()
 
     def log_text(self) -> str:
         """The log as plain text, one line per line (handy in tests and notebooks)."""
-        with self._ui_lock:
+        with self._lock:
             return "\n".join(line.text for line in self._lines)
 
     def __repr__(self) -> str:
         return f"<ChatWidget {self.username or '?'}@{self.host}:{self.port} {self.status}>"
 
-    # -- browser events (on the kernel's main thread: quick, no network)
+    # -- browser events: on the main thread or a subshell's, maybe during a cell
 
     def _on_input(self, change: dict[str, Any]) -> None:
-        line = change["new"]
-        if line:  # emptying the box below fires this again, with "": ignored
-            self._update(clear_input=True)
-            self.submit(line)
+        if change["new"]:  # emptying the box fires this again, with "": ignored
+            self._take_input(change["new"])
 
     def _on_send_click(self, _button: widgets.Button) -> None:
-        line = self.input.value
-        if line:
+        self._take_input()
+
+    def _take_input(self, reported: str | None = None) -> None:
+        """Empty the input box and submit what was in it, once.
+
+        Enter and a click on Send can be handled at the same moment on two
+        threads (a subshell's and the main thread): under the lock, only the
+        first to look finds the line, so it is sent once.  An Enter whose
+        ``reported`` line is no longer in the box lost to a click that took it.
+        """
+        with self._lock:
+            line = self.input.value
+            if not line or (reported is not None and line != reported):
+                return
             self._update(clear_input=True)
-            self.submit(line)
+            self.submit(line)  # queued under the lock too: lines keep the order they were taken in
 
     # -- the sender thread
 
     def _submit_job(self, job: Callable[[], None]) -> threading.Event:
-        """Queue ``job`` for the sender thread; the event is set once it has run."""
+        """Queue ``job`` for the sender thread; the event is set once it has run.
+
+        The first job starts the thread.  Under the lock, two threads
+        submitting at once cannot both start one, and no job is queued behind
+        the end signal that :meth:`close` queues (it would never run).
+        """
         done = threading.Event()
-        if self._closed:
-            done.set()
-            return done
-        if self._sender is None:
-            self._sender = threading.Thread(
-                target=self._run_jobs, name=f"chat-widget-{self.username}", daemon=True
-            )
-            self._sender.start()
-        self._jobs.put((job, done))
+        with self._lock:
+            if self._closed:
+                done.set()
+                return done
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._run_jobs, name=f"chat-widget-{self.username}", daemon=True
+                )
+                self._sender.start()
+            self._jobs.put((job, done))
         return done
 
     def _run_jobs(self) -> None:
@@ -358,13 +470,30 @@ class ChatWidget(widgets.VBox):
         if self.client is not None:
             self.client.close()  # its receive thread reports "disconnected", then ends
 
-    def _with_client(self, action: Callable[[ChatClient], None]) -> None:
-        """Run ``action`` on the sender thread, if connected; say so if not."""
-        client = self.client
-        if client is None or self.status != CONNECTED:
-            self._update(line=_line("error", "❌ Not connected"))
-            return
-        self._submit_job(lambda: action(client))
+    def _with_client(self, action: Callable[[ChatClient], None], unsent: str = "") -> None:
+        """Run ``action`` on the sender thread, if connected; say so if not.
+
+        ``unsent`` is the message ``action`` sends: if it cannot go (we are
+        not connected, or the connection ends before the sender thread gets
+        to it), the log shows it, so that no line you typed vanishes unseen.
+        """
+
+        def not_sent(reason: str) -> None:
+            shown = f"❌ {reason}" + (f", not sent: {safe_text(unsent)}" if unsent else "")
+            self._update(line=_line("error", shown))
+
+        def job() -> None:
+            try:
+                action(client)
+            except ChatError as exc:
+                not_sent(safe_text(exc))
+
+        with self._lock:
+            client = self.client
+            if client is None or self.status != CONNECTED:
+                not_sent("Not connected")
+                return
+            self._submit_job(job)
 
     def _connect(self, username: str) -> None:
         client = ChatClient(
@@ -375,7 +504,8 @@ class ChatWidget(widgets.VBox):
             keepalive=self.keepalive,
             **self.client_options,
         )
-        previous, self.client = self.client, client
+        with self._lock:  # callbacks read self.client on their own threads
+            previous, self.client = self.client, client
         if previous is not None:
             previous.close()
         try:
@@ -383,9 +513,6 @@ class ChatWidget(widgets.VBox):
         except ChatError as exc:  # refused, name taken, invalid name, no answer
             reason = safe_text(exc)
             self._update(line=_line("error", f"❌ {reason}"), status=DISCONNECTED, reason=reason)
-            return
-        if self._closed:  # close() was called while we were connecting
-            client.close()
 
     # -- the receive thread
 
@@ -440,7 +567,7 @@ class ChatWidget(widgets.VBox):
         clear_input: bool = False,
     ) -> None:
         """Change the state and redraw what changed, under the one UI lock."""
-        with self._ui_lock:
+        with self._lock:
             if self._closed and self.comm is None:
                 return
             if clear_input:

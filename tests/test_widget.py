@@ -13,16 +13,19 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 pytest.importorskip("ipywidgets")
 
+from chat.limits import Limits
 from chat.server import ChatServer
 from chat.widget import CONNECTED, DISCONNECTED, ChatDemo, ChatWidget, demo
-from tests.helpers import RawPeer, wait_for
+from tests.helpers import TIMEOUT, RawPeer, wait_for
 
 EVIL = "<img src=x onerror=alert(1)>"
 
@@ -439,3 +442,190 @@ def test_widget_chats_over_tls():
         finally:
             alice.close()
             bob.close()
+
+
+# -- callbacks on other threads: kernel subshells run widget callbacks at the
+# same time as cell code (see chat.widget's docstring).  Each test below plays
+# "the browser" on one thread and "a cell" on another, starting them together,
+# for a bounded number of rounds.
+
+ROUNDS = 30
+
+
+@pytest.fixture
+def busy_switching() -> Iterator[None]:
+    """Make threads take turns far more often than usual, so that races show up."""
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.fixture
+def open_server() -> Iterator[ChatServer]:
+    """A server without a rate limit: these tests send many lines quickly."""
+    with ChatServer("127.0.0.1", 0, limits=Limits(rate_limit=0)) as server:
+        yield server
+
+
+def at_once(*actions: Callable[[], object]) -> None:
+    """Run each action on its own thread, all released together; re-raise any failure."""
+    start = threading.Barrier(len(actions))
+    errors: list[BaseException] = []
+
+    def run(action: Callable[[], object]) -> None:
+        try:
+            start.wait(TIMEOUT)
+            action()
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(action,)) for action in actions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    assert not [thread for thread in threads if thread.is_alive()], "an action did not finish"
+    if errors:
+        raise errors[0]
+
+
+def sender_threads(username: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"chat-widget-{username}"]
+
+
+def chat_lines(widget: ChatWidget, author: str) -> list[str]:
+    """The messages from ``author`` in ``widget``'s log, in order."""
+    prefix = f"{author}: "
+    return [
+        line[11 + len(prefix) :]
+        for line in widget.log_text().splitlines()
+        if line[11:].startswith(prefix)
+    ]
+
+
+def test_two_threads_using_a_new_widget_at_once_start_one_sender_thread(
+    busy_switching, open_server
+):
+    for i in range(ROUNDS):
+        widget = ChatWidget(*open_server.address, f"starter{i}", connect=False)
+        try:
+            at_once(
+                widget.disconnect, widget.disconnect
+            )  # each queues a job: the first starts the thread
+            assert len(sender_threads(f"starter{i}")) == 1, f"round {i}"
+        finally:
+            widget.close()
+        wait_for(lambda i=i: not sender_threads(f"starter{i}"))
+
+
+def test_enter_and_send_handled_at_once_send_the_line_once(busy_switching, open_server):
+    alice = ChatWidget(*open_server.address, "alice")
+    bob = ChatWidget(*open_server.address, "bob")
+    try:
+        assert alice.wait_connected() and bob.wait_connected()
+        for i in range(ROUNDS):
+            line = f"line {i}"
+
+            def press_enter(line: str = line) -> None:
+                alice.input.value = line  # the browser reports the box's value...
+
+            def click_send(line: str = line) -> None:
+                # ...and, on another thread, the click that followed it.
+                deadline = time.monotonic() + TIMEOUT
+                while alice.input.value != line and time.monotonic() < deadline:
+                    if line in alice.log_text():
+                        break
+                alice.send_button.click()
+
+            at_once(press_enter, click_send)
+        wait_for(lambda: len(chat_lines(bob, "alice")) >= ROUNDS)
+        alice.submit("/ping")  # a round trip: any doubled line would have arrived by its pong
+        wait_for(shows(alice, "Pong!"))
+        assert chat_lines(bob, "alice") == [f"line {i}" for i in range(ROUNDS)]
+    finally:
+        alice.close()
+        bob.close()
+
+
+def later(seconds: float, action: Callable[[], object]) -> Callable[[], None]:
+    """``action``, started ``seconds`` late: a busy wait, precise to microseconds."""
+
+    def run() -> None:
+        start = time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            pass
+        action()
+
+    return run
+
+
+def test_connect_racing_close_never_connects_after_close(busy_switching, open_server):
+    for i in range(ROUNDS):
+        name = f"racer{i}"
+        widget = ChatWidget(*open_server.address, name, connect=False)
+        # Round by round, close() starts a few microseconds later: somewhere in
+        # the sweep it lands inside connect(), between its checks and its job.
+        at_once(widget.connect, later(i * 3e-6, widget.close))
+        wait_for(lambda name=name: not sender_threads(name))
+        wait_for(lambda name=name: name not in open_server.usernames())
+        widget.connect()  # a closed widget stays closed
+        assert not sender_threads(name), f"round {i}: a closed widget started a thread"
+
+
+def test_lines_entered_while_a_cell_closes_the_widget_are_sent_once_in_order_or_not_at_all(
+    busy_switching, open_server
+):
+    bob = ChatWidget(*open_server.address, "bob")
+    lines = [f"line {i}" for i in range(ROUNDS)]
+    try:
+        for i in range(5):
+            alice = ChatWidget(*open_server.address, f"alice{i}")
+            assert alice.wait_connected() and bob.wait_connected()
+
+            def type_lines(alice: ChatWidget = alice) -> None:  # Enter after Enter
+                for line in lines:
+                    alice.submit(line)  # what Enter calls (ipywidgets' own setters may
+                    # fail on a widget closed meanwhile; that is its race, not ours)
+
+            at_once(type_lines, later(i * 200e-6, alice.close))
+            wait_for(shows(bob, f"alice{i} left the chat"))
+            received = chat_lines(bob, f"alice{i}")
+            assert received == lines[: len(received)], f"round {i}: not the lines typed, in order"
+            assert not sender_threads(f"alice{i}")
+    finally:
+        bob.close()
+
+
+def test_lines_sent_while_a_cell_disconnects_and_reconnects_are_each_sent_or_reported_once(
+    busy_switching, open_server
+):
+    alice = ChatWidget(*open_server.address, "alice")
+    bob = ChatWidget(*open_server.address, "bob")
+    lines = [f"line {i}" for i in range(ROUNDS)]
+    try:
+        assert alice.wait_connected() and bob.wait_connected()
+
+        def type_lines() -> None:  # the browser: Enter after Enter
+            for line in lines:
+                alice.input.value = line
+
+        def leave_and_come_back() -> None:  # a cell
+            alice.disconnect(wait=TIMEOUT)
+            wait_for(lambda: alice.status == DISCONNECTED)
+            alice.connect()
+            assert alice.wait_connected()
+
+        at_once(type_lines, leave_and_come_back)
+        assert alice.wait_connected()
+        alice.submit("/ping")
+        wait_for(shows(alice, "Pong!"))
+        received = chat_lines(bob, "alice")
+        reported = [line for line in lines if f"not sent: {line}" in alice.log_text()]
+        assert len(received) == len(set(received)), "a line arrived twice"
+        assert received == [line for line in lines if line in received], "out of order"
+        assert sorted(received + reported, key=lines.index) == lines, "a line was lost"
+        assert len(sender_threads("alice")) == 1
+    finally:
+        alice.close()
+        bob.close()

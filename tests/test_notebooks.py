@@ -129,12 +129,13 @@ def code_trees(notebook: nbformat.NotebookNode) -> list[tuple[str, ast.Module]]:
 @pytest.mark.parametrize("number", sorted(EXERCISES))
 def test_course_notebook_ends_by_naming_its_exercises_and_the_checker_command(number):
     (path,) = [p for p in NOTEBOOKS if p.name.startswith(number)]
-    last = load(path).cells[-1]
-    assert last.cell_type == "markdown"
+    exercises, recap = load(path).cells[-2:]  # the exercises, then the recap
+    assert exercises.source.startswith("## Exercise")
+    assert recap.source.startswith("## Recap")
     for exercise in EXERCISES[number]:
-        assert f"exercises/{exercise}.py" in last.source, exercise
-        assert f"-m exercises {exercise[2:4]}" in last.source, exercise
-    assert '!cd .. && "{sys.executable}" -m exercises' in last.source
+        assert f"exercises/{exercise}.py" in exercises.source, exercise
+        assert f"-m exercises {exercise[2:4]}" in exercises.source, exercise
+    assert '!cd .. && "{sys.executable}" -m exercises' in exercises.source
 
 
 @pytest.mark.parametrize("number", sorted(EXERCISES))

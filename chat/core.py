@@ -412,8 +412,8 @@ class ChatCore:
         holder = self._by_name.get(_key(new))
         if holder is not None and holder is not peer:
             return self._refuse(peer, "Username already taken")
-        del self._by_name[_key(old)]
-        self._by_name[_key(new)] = peer
+        # The same place in the join order, under the new name.
+        self._by_name = {(_key(new) if p is peer else k): p for k, p in self._by_name.items()}
         peer.username = new
         log.info("%s is now known as %s", old, new)
         # Who shares a room with the user: each is told once if it knows

@@ -78,13 +78,18 @@ class Room:
 
     def loaded(self, frames: list[Frame], more: bool) -> None:
         """The store's answer to loading: the latest stored messages, oldest first."""
+        self.complete = True
+        if self.older:
+            # So much was said while loading that the log overflowed: it holds
+            # only the latest live messages, and the store's answer is older
+            # than the ones dropped.  The log is the suffix; the rest is on disk.
+            return
         newest = frames[-1]["id"] if frames else 0
         live = [f for f in self.log if f["id"] > newest]  # relayed while loading
         merged = [*frames, *live]
         keep = merged[-self.log.maxlen :] if self.log.maxlen else merged
         self.log = deque(keep, maxlen=self.log.maxlen)
         self.older = more or len(keep) < len(merged)
-        self.complete = True
 
     def latest(self, last_id: int, limit: int) -> tuple[list[Frame], bool]:
         """The latest ``limit`` messages with an id up to ``last_id``, and whether older exist."""

@@ -9,7 +9,9 @@
     python -m chat.server --help                   # every option, limits included
 
 The log goes to standard error in the format the original chat used
-(``%(asctime)s - %(levelname)s - %(message)s``).  SIGTERM stops the server as
+(``%(asctime)s - %(levelname)s - %(message)s``).  Room history is kept in a
+file (:func:`chat.store.default_path`; ``--db PATH`` for another, ``--db
+:memory:`` for none that outlives the server).  SIGTERM stops the server as
 Ctrl+C does: every client is told (``server_shutdown``) before it closes.
 """
 
@@ -25,6 +27,7 @@ from chat.limits import Limits
 from chat.limits import add_arguments as add_limit_arguments
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from chat.server import ENGINES, LOG_FORMAT, AddressInUseError, create_server, prepare_process
+from chat.store import MEMORY, StoreError, default_path
 from chat.tls import server_context
 
 __all__ = ["build_parser", "main"]
@@ -53,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="how much to log (default: %(default)s)",
     )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=str(default_path()),
+        help="where room history is kept, across restarts (default: %(default)s); "
+        f"{MEMORY} keeps nothing",
+    )
     tls = parser.add_argument_group("TLS (README: Security)")
     tls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve over TLS")
     tls.add_argument("--tls-key", metavar="PEM", help="private key, if not in the --tls-cert file")
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as exc:  # missing file, wrong format, key does not match
             print(f"error: cannot load the TLS certificate or key: {exc}", file=sys.stderr)
             return 1
-    options: dict[str, Any] = {"limits": Limits.from_args(args)}
+    options: dict[str, Any] = {"limits": Limits.from_args(args), "db": args.db}
     if ssl_context is not None:
         options["ssl_context"] = ssl_context
     prepare_process(args.engine)
@@ -92,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     except AddressInUseError as exc:
         print(f"error: {exc.strerror}", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)

@@ -51,6 +51,7 @@ __all__ = [
     "MAX_ROOM_CHARS",
     "MAX_SERVER_FRAME_BYTES",
     "MAX_USERNAME_CHARS",
+    "NEWEST",
     "FrameDecoder",
     "ProtocolError",
     "chat",
@@ -351,6 +352,9 @@ FEATURE_OF_TYPE = {
 #: ``limit`` is lowered to :data:`MAX_HISTORY_PAGE`.
 HISTORY_PAGE = 50
 MAX_HISTORY_PAGE = 200
+
+#: A ``before`` above every message id: "the latest messages" (JSON's safe integer limit).
+NEWEST = 2**53 - 1
 
 CLIENT_TYPES = ("join", "chat", "ping", *FEATURE_OF_TYPE)
 

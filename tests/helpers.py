@@ -138,7 +138,8 @@ class FakeServer:
     def welcome(self, name: str) -> None:
         """Accept the next client and welcome it, like a real server would."""
         self.accept()
-        assert self.recv_frame() == {"type": "join", "username": name}
+        join = self.recv_frame()
+        assert (join["type"], join["username"]) == ("join", name), join
         self.send({"type": "welcome", "message": f"Welcome, {name}", "users": [name]})
 
     def close(self) -> None:

@@ -41,10 +41,11 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from chat import protocol
+from chat.client.roster import Roster
 from chat.limits import KEEPALIVE_INTERVAL
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT, FrameDecoder, ProtocolError
 from chat.tls import TLSChannel, client_context
@@ -164,7 +165,10 @@ class ChatClient:
         self.events: queue.Queue[Event] = queue.Queue()
         self._on_event = on_event or self.events.put
         self.username: str | None = None
-        self.users: list[str] = []  # who is online, kept up to date
+        #: The extensions in use on this connection: those we asked for and the
+        #: server offers (PROTOCOL.md, section 5).  Empty for a v1 server.
+        self.features: frozenset[str] = frozenset()
+        self.roster = Roster()  # our rooms and who is in them, kept up to date
         self._sock: socket.socket | None = None
         self._stream: socket.socket | TLSChannel | None = None  # recv/sendall go here
         self._decoder = FrameDecoder(protocol.MAX_SERVER_FRAME_BYTES)
@@ -181,11 +185,13 @@ class ChatClient:
 
     # -- connecting
 
-    def connect(self, username: str) -> Event:
+    def connect(self, username: str, features: Iterable[str] | None = protocol.FEATURES) -> Event:
         """Connect, join as ``username`` and start receiving.  Returns the welcome.
 
-        The welcome is also the first event delivered (callback or queue), so
-        a program that only watches events sees it before any other.
+        ``features``: the extensions to ask for (all by default; ``None``
+        declares nothing, as a v1 client, which then gets exactly v1).  The
+        welcome is also the first event delivered (callback or queue), so a
+        program that only watches events sees it before any other.
 
         Raises :class:`ConnectError` if the server cannot be reached and
         :class:`JoinError` if it refuses the name.
@@ -217,13 +223,21 @@ class ChatClient:
         try:
             self._stream = self._start_tls(sock) if self.ssl_context else sock
             self._sock = sock
-            welcome = self._join(username)
+            welcome = self._join(username, features)
         except BaseException:
             self._sock = self._stream = None
             sock.close()
             raise
         self.username = username
-        self.users = _user_list(welcome)
+        offered = welcome.get("features")
+        wanted = set(features or ())
+        self.features = (
+            frozenset(f for f in offered if f in wanted)
+            if isinstance(offered, list)
+            else frozenset()
+        )
+        self.roster = Roster()
+        self.roster.apply(welcome)
         self._pacer = _Pacer.from_welcome(welcome)
         self._deliver(welcome)  # first event, before anything the receive thread sees
         sock.settimeout(self.keepalive or None)
@@ -253,9 +267,10 @@ class ChatClient:
             raise ConnectError(f"TLS handshake with {where} failed: {exc}") from None
         return channel
 
-    def _join(self, username: str) -> Event:
+    def _join(self, username: str, features: Iterable[str] | None) -> Event:
         """Send ``join`` and wait (at most ``timeout``) for the welcome or an error."""
-        self._send(protocol.join(username))
+        declared = list(features) if features is not None else None
+        self._send(protocol.join(username, declared))
         deadline = time.monotonic() + self.timeout
         while True:
             message = self._next_message(deadline)
@@ -295,14 +310,99 @@ class ChatClient:
     def connected(self) -> bool:
         return self._receiver is not None and self._receiver.is_alive() and not self._closing
 
-    def send_chat(self, text: str) -> None:
-        """Send a chat message.  The server relays it to everyone, us included.
+    @property
+    def users(self) -> list[str]:
+        """Who is in the lobby -- for a v1 server, everyone online."""
+        return self.roster.members(protocol.LOBBY)
 
-        If the server announced a rate limit, this waits as long as it takes to
-        keep to it (at most a fraction of a second, unless you send many
-        messages at once), so that no message is refused.
+    @property
+    def rooms(self) -> dict[str, list[str]]:
+        """Every room we are in, and who is there."""
+        return self.roster.rooms
+
+    def supports(self, feature: str) -> bool:
+        """Whether this connection uses ``feature`` (both sides named it)."""
+        return feature in self.features
+
+    def send_chat(self, text: str, room: str | None = None, *, action: bool = False) -> None:
+        """Send a chat message to ``room`` (default: the lobby); ``action``: a ``/me``.
+
+        The server relays it to everyone in the room, us included.  If the
+        server announced a rate limit, this waits as long as it takes to keep
+        to it (at most a fraction of a second, unless you send many messages at
+        once), so that no message is refused.
         """
-        self._send(protocol.chat(text))
+        if room is not None and protocol.room_key(room) == protocol.room_key(protocol.LOBBY):
+            room = None  # the lobby needs no name: a v1 server understands this frame
+        if room is not None:
+            self._require("rooms")
+            self._check_room(room)
+        self._send(protocol.chat(text, room=room, action=action))
+
+    def join_room(self, room: str) -> None:
+        """Enter ``room`` (made if new); the answer arrives as a ``room_joined`` event."""
+        self._require("rooms")
+        self._send(protocol.join_room(self._check_room(room)))
+
+    def leave_room(self, room: str) -> None:
+        """Leave ``room``; the answer arrives as a ``room_left`` event."""
+        self._require("rooms")
+        self._send(protocol.leave_room(self._check_room(room)))
+
+    def list_rooms(self) -> None:
+        """Ask which rooms exist; the answer arrives as a ``rooms`` event."""
+        self._require("rooms")
+        self._send({"type": "rooms"})
+
+    def list_users(self, room: str = protocol.LOBBY) -> None:
+        """Ask who is in ``room``; the answer arrives as a ``users`` event."""
+        self._require("rooms")
+        self._send({"type": "users", "room": self._check_room(room)})
+
+    def send_private(self, to: str, text: str) -> None:
+        """Send ``text`` to ``to`` alone; it comes back to us as a ``private`` event too."""
+        self._require("private")
+        self._send({"type": "private", "to": to, "message": text})
+
+    def rename(self, username: str) -> None:
+        """Take another name; everyone sharing a room with us gets ``user_renamed``."""
+        self._require("nick")
+        try:
+            protocol.validate_username(username)
+        except ProtocolError as exc:
+            raise ChatError(str(exc)) from None
+        self._send({"type": "nick", "username": username})
+
+    def request_history(
+        self,
+        room: str = protocol.LOBBY,
+        *,
+        before: int | None = None,
+        after: int | None = None,
+        limit: int = protocol.HISTORY_PAGE,
+    ) -> None:
+        """Ask for ``room``'s messages before (or after) a message id.
+
+        A ``history`` event answers; without ``before`` or ``after``, the latest.
+        """
+        self._require("history")
+        request: Event = {"type": "history", "room": self._check_room(room), "limit": limit}
+        if after is not None:
+            request["after"] = after
+        else:
+            request["before"] = before if before is not None else protocol.NEWEST
+        self._send(request)
+
+    def _require(self, feature: str) -> None:
+        if feature not in self.features:
+            raise ChatError(f"Not supported by this server (it does not offer {feature!r})")
+
+    @staticmethod
+    def _check_room(room: str) -> str:
+        try:
+            return protocol.validate_room(room)
+        except ProtocolError as exc:
+            raise ChatError(str(exc)) from None
 
     def ping(self, timeout: float | None = None) -> float:
         """Send a ping and wait for the pong.  Returns the round trip in seconds.
@@ -402,13 +502,10 @@ class ChatClient:
             kind = message["type"]
             if kind in ("pong", "error") and self._answers_ping(message):
                 continue
-            if kind == "welcome":
-                self.users = _user_list(message)
-            elif kind == "user_joined" and message.get("username") not in self.users:
-                self.users.append(str(message.get("username")))
-            elif kind == "user_left" and message.get("username") in self.users:
-                self.users.remove(str(message.get("username")))
-            elif kind == "server_shutdown":
+            renamed = self.roster.apply(message, self.username)
+            if renamed is not None:
+                self.username = renamed
+            if kind == "server_shutdown":
                 self._shutdown_message = str(message.get("message", "Server shut down"))
             self._deliver(message)
 
@@ -466,9 +563,3 @@ class ChatClient:
     def __repr__(self) -> str:
         state = f"connected as {self.username}" if self.connected else "not connected"
         return f"<ChatClient {self.host}:{self.port} {state}>"
-
-
-def _user_list(welcome: Event) -> list[str]:
-    """The names in a welcome's ``users``; none if a faulty server sent no list."""
-    users = welcome.get("users")
-    return [str(user) for user in users] if isinstance(users, list) else []

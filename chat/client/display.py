@@ -14,9 +14,13 @@ import re
 import time
 from typing import Any
 
+from chat.protocol import room_key
+
 __all__ = [
     "clock_time",
+    "format_chat",
     "format_event",
+    "format_history",
     "format_pong",
     "format_unknown_command",
     "format_users",
@@ -32,6 +36,11 @@ DISCONNECTED = "🔌"
 ONLINE = "👥"
 PONG = "🏓"
 UNKNOWN = "❓"
+PRIVATE = "🔒"
+DOOR = "🚪"
+ROOMS = "🏠"
+RENAMED = "✏️"
+HISTORY = "📜"
 
 # C0 controls (which include ESC, CR and LF), DEL and the C1 controls; and the
 # line and paragraph separators, and the bidirectional overrides that can make
@@ -64,13 +73,25 @@ def clock_time(timestamp: Any = None) -> str:
         return time.strftime("%H:%M:%S")
 
 
-def format_event(event: dict[str, Any]) -> str | None:
-    """The line to show for one event, or ``None`` for events not meant to be seen."""
+def format_event(
+    event: dict[str, Any], *, room: str | None = None, me: str | None = None
+) -> str | None:
+    """The line to show for one event, or ``None`` for events not meant to be seen.
+
+    ``room``: the room the user is looking at; a message from another room is
+    marked with its room's name.  ``me``: the user's own name, so that a
+    private message it sent reads "you -> bob".
+    """
     kind = event.get("type")
     text = safe_text(event.get("message", ""))
     name = safe_text(event.get("username", "?"))
     if kind == "chat":
-        return f"[{clock_time(event.get('timestamp'))}] {name}: {text}"
+        return format_chat(event, room=room)
+    if kind == "private":
+        sender, receiver = safe_text(event.get("from", "?")), safe_text(event.get("to", "?"))
+        sender = "you" if event.get("from") == me else sender
+        receiver = "you" if event.get("to") == me else receiver
+        return f"[{clock_time(event.get('timestamp'))}] {PRIVATE} {sender} → {receiver}: {text}"
     if kind == "user_joined":
         return f"{JOINED} {text or name + ' joined the chat'}"
     if kind == "user_left":
@@ -79,6 +100,25 @@ def format_event(event: dict[str, Any]) -> str | None:
         users = event.get("users")
         online = ", ".join(safe_text(u) for u in users) if isinstance(users, list) else "?"
         return f"{WELCOME} {text}\n{ONLINE} Online: {online}"
+    if kind == "room_joined":
+        here = _names(event.get("users"))
+        return f"{DOOR} You are in {safe_text(event.get('room', '?'))} now. Here: {here}"
+    if kind == "room_left":
+        return f"{DOOR} You left {safe_text(event.get('room', '?'))}"
+    if kind == "rooms":
+        rooms = event.get("rooms") if isinstance(event.get("rooms"), list) else []
+        listed = ", ".join(
+            f"{safe_text(r.get('room', '?'))} ({safe_text(r.get('users', '?'))})"
+            for r in rooms
+            if isinstance(r, dict)
+        )
+        return f"{ROOMS} Rooms: {listed or 'none'}"
+    if kind == "users":
+        return f"{ONLINE} In {safe_text(event.get('room', '?'))}: {_names(event.get('users'))}"
+    if kind == "user_renamed":
+        return f"{RENAMED} {text or safe_text(event.get('new', '?'))}"
+    if kind == "history":
+        return format_history(event, room=room)
     if kind == "error":
         return f"{ERROR} {text}"
     if kind == "server_shutdown":
@@ -86,6 +126,39 @@ def format_event(event: dict[str, Any]) -> str | None:
     if kind == "disconnected":
         return f"{DISCONNECTED} {safe_text(event.get('reason', 'Disconnected'))}"
     return None  # pong, and types from extensions we do not know
+
+
+def format_chat(event: dict[str, Any], *, room: str | None = None) -> str:
+    """``[12:00:00] bob: hi``; ``* bob waves`` for an action; ``#rust`` before it from elsewhere."""
+    stamp = clock_time(event.get("timestamp"))
+    name = safe_text(event.get("username", "?"))
+    text = safe_text(event.get("message", ""))
+    where = event.get("room")
+    elsewhere = (
+        f"{safe_text(where)} "
+        if room is not None and isinstance(where, str) and room_key(where) != room_key(room)
+        else ""
+    )
+    if event.get("action") is True:
+        return f"[{stamp}] {elsewhere}* {name} {text}"
+    return f"[{stamp}] {elsewhere}{name}: {text}"
+
+
+def format_history(event: dict[str, Any], *, room: str | None = None) -> str | None:
+    """A page of history: a heading, then each message as it was shown live."""
+    messages = [m for m in event.get("messages") or [] if isinstance(m, dict)]
+    if not messages:
+        return None  # nothing was said: nothing to show
+    where = safe_text(event.get("room", "?"))
+    lines = [f"{HISTORY} Earlier in {where}:"]
+    lines += [f"  {format_chat(m, room=event.get('room') or room)}" for m in messages]
+    if event.get("more") is True:
+        lines.append(f"  {HISTORY} (older messages: /history)")
+    return "\n".join(lines)
+
+
+def _names(users: Any) -> str:
+    return ", ".join(safe_text(u) for u in users) if isinstance(users, list) else "?"
 
 
 # The answers to the slash commands of chat.client.commands, worded once for both clients.

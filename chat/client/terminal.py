@@ -8,6 +8,13 @@ prompt and your unfinished input again (``readline``, in the standard library
 on Linux and macOS, tells us what you have typed so far).  One lock makes sure
 two threads never draw at the same time.
 
+Rooms, private messages, nicknames and history (PROTOCOL.md) come as commands
+(``/join #rust``, ``/msg bob hi``, ``/nick``, ``/history``; ``/help`` lists
+them), carried out by :mod:`chat.client.commands` exactly as the widget does.
+The prompt names the room you are in when it is not the lobby
+(``alice@#rust>``); a message from another room is marked with its room's name,
+and a private one with 🔒.
+
 When standard input is not a terminal (``printf 'hi\\n' | python -m chat.client
 --username bot``) there is no prompt: every line is sent, paced by
 :class:`chat.client.ChatClient` to the rate limit the server announced in its
@@ -28,24 +35,17 @@ import threading
 from collections.abc import Callable
 
 from chat import protocol
-from chat.client.commands import HELP_TEXT, parse_command
-from chat.client.commands import message_text as text_to_send
+from chat.client.commands import Focus, execute, message_text, parse_command
 from chat.client.connection import ChatClient, ChatError, JoinError
-from chat.client.display import (
-    format_event,
-    format_pong,
-    format_unknown_command,
-    format_users,
-    safe_text,
-)
-from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
+from chat.client.display import format_event, safe_text
+from chat.protocol import DEFAULT_HOST, DEFAULT_PORT, LOBBY
 
 try:
     import readline
 except ImportError:  # Windows: no line editing, messages may cut through typing
     readline = None  # type: ignore[assignment]
 
-__all__ = ["Screen", "main"]
+__all__ = ["Screen", "Session", "main"]
 
 
 class Screen:
@@ -164,14 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     screen = Screen(interactive)
+    session = Session(screen, interactive)
     while True:
-        client = ChatClient(
-            host,
-            port,
-            on_event=lambda e: on_event(e, screen, interactive),
-            tls=args.tls,
-            cafile=args.cafile,
-        )
+        client = ChatClient(host, port, on_event=session.on_event, tls=args.tls, cafile=args.cafile)
+        session.client = client
         try:
             client.connect(username)
             break
@@ -187,61 +183,80 @@ def main(argv: list[str] | None = None) -> int:
             print(f"❌ {safe_text(exc)}", file=sys.stderr)
             return 1
     try:
-        chat_loop(client, screen, interactive)
+        session.chat_loop()
     finally:
         client.close()
     return 0
 
 
-def on_event(event: dict, screen: Screen, interactive: bool) -> None:
-    """Runs on the receive thread for every message from the server."""
-    lost = event["type"] == "disconnected" and event.get("reason") != "You left the chat"
-    screen.show(format_event(event), redraw=not lost)
-    if lost and interactive:
-        screen.stop_reading()  # end now, instead of waiting for one more line
+class Session:
+    """One chat in a terminal: the client, the screen, and where the user is (a Focus)."""
 
+    def __init__(self, screen: Screen, interactive: bool) -> None:
+        self.screen = screen
+        self.interactive = interactive
+        self.focus = Focus()
+        self.client: ChatClient | None = None
 
-def chat_loop(client: ChatClient, screen: Screen, interactive: bool) -> None:
-    """Read lines and act on them until /quit, end of input or a lost connection."""
-    screen.prompt = f"{client.username}> " if interactive else ""
-    if interactive:
-        screen.show("Type a message and press Enter. /help lists the commands.")
-    while client.connected:
-        try:
-            line = screen.read_line()
-        except EOFError:
-            if not interactive:
-                finish_script(client)
-            break
-        except KeyboardInterrupt:
-            break
-        screen.forget_typed_line()
-        try:
-            if not handle_line(line, client, screen):
+    def prompt(self) -> str:
+        """``alice> ``, or ``alice@#rust> `` in a room other than the lobby."""
+        if not self.interactive or self.client is None:
+            return ""
+        name = safe_text(self.client.username or "?")
+        room = "" if self.focus.room == LOBBY else f"@{safe_text(self.focus.room)}"
+        return f"{name}{room}> "
+
+    def on_event(self, event: dict) -> None:
+        """Runs on the receive thread for every message from the server."""
+        client = self.client
+        if client is not None:
+            self.focus.follow(event, client)
+            self.screen.prompt = self.prompt()  # a new room or name shows at once
+        lost = event["type"] == "disconnected" and event.get("reason") != "You left the chat"
+        me = client.username if client is not None else None
+        self.screen.show(format_event(event, room=self.focus.room, me=me), redraw=not lost)
+        if lost and self.interactive:
+            self.screen.stop_reading()  # end now, instead of waiting for one more line
+
+    def chat_loop(self) -> None:
+        """Read lines and act on them until /quit, end of input or a lost connection."""
+        client = self.client
+        assert client is not None
+        self.screen.prompt = self.prompt()
+        if self.interactive:
+            self.screen.show("Type a message and press Enter. /help lists the commands.")
+        while client.connected:
+            try:
+                line = self.screen.read_line()
+            except EOFError:
+                if not self.interactive:
+                    finish_script(client)
                 break
-        except ChatError as exc:
-            screen.show(f"❌ {safe_text(exc)}")
-            break
+            except KeyboardInterrupt:
+                break
+            self.screen.forget_typed_line()
+            try:
+                if not self.handle_line(line):
+                    break
+            except ChatError as exc:
+                self.screen.show(f"❌ {safe_text(exc)}")
+                break
+            self.screen.prompt = self.prompt()
 
-
-def handle_line(line: str, client: ChatClient, screen: Screen) -> bool:
-    """Send a message or run a command.  False means: leave."""
-    command = parse_command(line)
-    if command is None:
-        text = text_to_send(line)
-        if text:
-            client.send_chat(text)
-    elif command.name == "quit":
-        return False
-    elif command.name == "ping":
-        screen.show(format_pong(client.ping()))
-    elif command.name == "users":
-        screen.show(format_users(client.users))
-    elif command.name == "help":
-        screen.show(HELP_TEXT)
-    else:
-        screen.show(format_unknown_command(command.text))
-    return True
+    def handle_line(self, line: str) -> bool:
+        """Send a message to the room shown, or run a command.  False means: leave."""
+        client = self.client
+        assert client is not None
+        command = parse_command(line)
+        if command is None:
+            text = message_text(line)
+            if text:
+                client.send_chat(text, self.focus.room)
+            return True
+        if command.name == "quit":
+            return False
+        self.screen.show(execute(command, client, self.focus))
+        return True
 
 
 def finish_script(client: ChatClient) -> None:

@@ -32,7 +32,15 @@ Frame = dict[str, Any]
 
 
 class StageFailure(Exception):
-    """A stage failed; ``str(exc)`` is the one-line reason shown to the user."""
+    """A stage failed; ``str(exc)`` is the one-line reason shown to the user.
+
+    ``hint=False`` for failures that say nothing about the step's usual
+    mistake (the server cannot be reached at all).
+    """
+
+    def __init__(self, reason: str, *, hint: bool = True) -> None:
+        super().__init__(reason)
+        self.hint = hint
 
 
 def encode(message: Frame) -> bytes:
@@ -89,7 +97,8 @@ class Peer:
             self.sock = connect(address, timeout, recv_buffer)
         except OSError as exc:
             raise StageFailure(
-                f"could not connect to {address[0]}:{address[1]}: {exc.strerror or exc}"
+                f"could not connect to {address[0]}:{address[1]}: {exc.strerror or exc}",
+                hint=False,
             ) from None
         # Small sends must leave at once, one segment each, so that the
         # server really sees a frame cut where the stage cut it.

@@ -88,7 +88,7 @@ class Session:
     def reason(self, failure: StageFailure) -> str:
         """The one-line reason for a failure in the current step."""
         text = f"{self.current}: {failure}" if self.current else str(failure)
-        return f"{text} -- {self.hint}" if self.hint else text
+        return f"{text} -- {self.hint}" if self.hint and failure.hint else text
 
     @contextmanager
     def stage(self) -> Iterator[None]:

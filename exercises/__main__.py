@@ -1,29 +1,33 @@
 """The exercise checker, in the spirit of rustlings.  Run it from the repository folder::
 
-    python -m exercises             every exercise's status; the next one's first failure
-    python -m exercises 02          run exercise 02's tests (also: ex02, ex02_frame_decoder)
-    python -m exercises --hint      a hint for the first exercise not done yet
-    python -m exercises --hint 02   a hint for exercise 02
+    python -m exercises               every exercise's status; the next one's first failure
+    python -m exercises 02            run exercise 02's tests (also: ex02, ex02_connect)
+    python -m exercises --watch       re-run the exercise you are on each time you save it
+    python -m exercises --watch 05    ... starting at exercise 05
+    python -m exercises --hint        a hint for the first exercise not done yet; again for more
+    python -m exercises --hint 02     a hint for exercise 02 (three levels: nudge, approach, answer)
 
 An exercise is *done* when all its tests in ``tests/exercises/`` pass against
-your file in ``exercises/``.  The checker runs pytest in this process and
-prints only what helps: which test failed, the line of the test and the line
-of your code involved, and the error -- not the whole traceback.  For that,
-run pytest yourself: ``python -m pytest tests/exercises/test_ex02_frame_decoder.py
---exercises``.
+your file in ``exercises/``.  The checker runs pytest in a child process
+(``exercises/_runner.py``) and prints only what helps: which test failed, the
+line of the test and the line of your code involved, and the error -- not the
+whole traceback.  A loop of yours that never ends is stopped within a few
+seconds, with its likely cause.  For everything pytest knows, run pytest
+yourself: ``python -m pytest tests/exercises/test_ex02_connect.py --exercises``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
+import json
 import os
 import re
+import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -31,25 +35,26 @@ if not __package__:  # run as a folder ("python ../exercises 02"), not with -m
     sys.path.insert(0, str(ROOT))
 TESTS = ROOT / "tests" / "exercises"
 
-#: The environment variable tests/exercises/conftest.py reads to choose the package.
-TARGET_ENV = "CHAT_EXERCISES"
+#: Where the checker remembers how many hints you have seen (not in git).
+PROGRESS = HERE / ".progress.json"
 
-#: No single test may take longer than this (an endless loop in your code, say).
-TEST_TIMEOUT = 10
+#: How many levels of hints each exercise has.
+HINT_LEVELS = 3
 
-#: pytest plugins the exercise tests do not use.  Loading them takes seconds
-#: (nbval alone imports half of Jupyter), so the checker leaves them out.
-UNUSED_PLUGINS = ("nbval", "anyio", "hypothesispytest")
+#: No single test may take longer than this many seconds (an endless wait in your
+#: code).  The environment variable, if set, changes it (the checker's own tests do).
+TIMEOUT_ENV = "CHAT_EXERCISE_TEST_TIMEOUT"
+TEST_TIMEOUT = float(os.environ.get(TIMEOUT_ENV) or 10)
 
-#: At most this many lines of an error message are shown.
-MAX_ERROR_LINES = 12
+#: How often watch mode looks at your file's modification time.
+WATCH_INTERVAL = 0.3
 
 _TITLE = re.compile(r"Exercise (\d+) \((.*?)\): (.*?)\.?\s*$")
 
 
 @dataclass
 class Exercise:
-    name: str  # ex02_frame_decoder
+    name: str  # ex02_connect
 
     @property
     def number(self) -> str:
@@ -74,11 +79,13 @@ class Exercise:
 
 @dataclass
 class Result:
-    """One test: its name, whether it passed, and the failing report if not."""
+    """One test: its name, whether it passed, how it failed, what it recorded."""
 
     test: str
     passed: bool
-    report: Any = None
+    lines: list[str] = field(default_factory=list)
+    props: list[tuple[str, str]] = field(default_factory=list)
+    ran: bool = True  # False: not run, because an earlier test of its exercise never ended
 
 
 @dataclass
@@ -103,137 +110,103 @@ def find_exercises() -> list[Exercise]:
     return [Exercise(p.stem) for p in sorted(HERE.glob("ex[0-9][0-9]_*.py"))]
 
 
-# -- running the tests
+# -- running the tests, in a child process
 
 
-class _Collector:
-    """A pytest plugin that keeps every test's outcome, in order."""
+def _exercise_of(nodeid: str) -> str:
+    return Path(nodeid.split("::")[0]).stem.removeprefix("test_")
 
-    def __init__(self) -> None:
-        self.results: dict[str, Result] = {}
-        self.errors: list[Any] = []  # reports of files that could not even be collected
-        self.timed_out: set[str] = set()  # test files in which a test hit the timeout
 
-    def pytest_runtest_setup(self, item: Any) -> None:
-        # One endless loop would otherwise cost TEST_TIMEOUT for every test that calls it.
-        if item.nodeid.split("::")[0] in self.timed_out:
-            import pytest
+def _run_child(files: list[str], package: str, statuses: dict[str, Status]) -> list[str]:
+    """Run ``files`` in one child process; record results; the files it did not finish."""
+    with tempfile.TemporaryDirectory(prefix="exercises-") as scratch:
+        events_path = Path(scratch) / "events.jsonl"
+        log_path = Path(scratch) / "output.txt"
+        events_path.touch()
+        command = [sys.executable, "-m", "exercises._runner", str(events_path), package, *files]
+        env = {**os.environ, TIMEOUT_ENV: f"{TEST_TIMEOUT:g}"}
+        env.pop("PYTEST_ADDOPTS", None)
+        with open(log_path, "w", encoding="utf-8") as log:
+            child = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+            try:
+                # Each test is bounded by TEST_TIMEOUT (and the watchdog); this
+                # bound is for a child that hangs in a way neither catches.
+                code = child.wait(timeout=60 + 5 * TEST_TIMEOUT * len(files))
+            except BaseException:  # the time is up, or Ctrl+C
+                child.kill()
+                child.wait()
+                raise
+        events = [json.loads(line) for line in events_path.read_text("utf-8").splitlines() if line]
+        output = log_path.read_text("utf-8", errors="replace")
 
-            pytest.fail("not run: an earlier test of this exercise timed out", pytrace=False)
-
-    def pytest_runtest_logreport(self, report: Any) -> None:
-        nodeid = report.nodeid
-        result = self.results.setdefault(nodeid, Result(nodeid.split("::")[-1], True))
-        if report.failed and result.passed:
-            result.passed, result.report = False, report
-            if "Timeout" in report.longreprtext:
-                self.timed_out.add(nodeid.split("::")[0])
-
-    def pytest_collectreport(self, report: Any) -> None:
-        if report.failed:
-            self.errors.append(report)
+    started: str | None = None
+    collected: list[str] = []
+    for event in events:
+        if "collected" in event:
+            collected = event["collected"]
+        elif "start" in event:
+            started = event["start"]
+        elif "result" in event:
+            name = _exercise_of(event["result"])
+            if name in statuses:
+                test = event["result"].split("::")[-1]
+                props = [tuple(p) for p in event.get("props", [])]
+                ran = event.get("ran", True)
+                statuses[name].results.append(
+                    Result(test, event["passed"], event["lines"], props, ran)
+                )
+            started = None
+        elif "collect_error" in event:
+            name = _exercise_of(event["collect_error"])
+            if name in statuses:
+                statuses[name].results.append(
+                    Result("(collecting the tests)", False, event["lines"])
+                )
+        elif "busy" in event:
+            name = _exercise_of(event["busy"])
+            test = event["busy"].split("::")[-1]
+            if name in statuses:
+                results = statuses[name].results
+                # The busy report replaces whatever that test reported before.
+                results[:] = [r for r in results if r.test != test]
+                results.append(Result(test, False, event["lines"]))
+            started = None
+            stopped_in = name
+            break
+    else:
+        stopped_in = None
+        if started is not None:  # the child died inside a test: a hard timeout
+            stopped_in = _exercise_of(started)
+            test = started.split("::")[-1]
+            why = f"  Stopped after {TEST_TIMEOUT:g} s: an endless loop?  A wait with no end?"
+            statuses[stopped_in].results.append(Result(test, False, [f"  {test}", why]))
+        elif not events and code not in (0, 1):
+            print(output)
+            sys.exit(f"pytest could not run the tests (exit code {code}); its output is above.")
+    if stopped_in is None:
+        return []
+    # The rest of the stopped exercise is not run: its loop would only spin again.
+    results = statuses[stopped_in].results
+    have = {r.test for r in results}
+    for nodeid in collected:
+        test = nodeid.split("::")[-1]
+        if _exercise_of(nodeid) == stopped_in and test not in have:
+            lines = [f"  {test}: not run (an earlier test never ended)"]
+            results.append(Result(test, False, lines, ran=False))
+    remaining = [str(statuses[n].exercise.tests) for n in statuses if not statuses[n].results]
+    return [f for f in files if f in remaining]
 
 
 def run_tests(exercises: list[Exercise], package: str = "exercises") -> dict[str, Status]:
     """Run the tests of ``exercises`` against ``package``; a Status per exercise name."""
-    try:
-        import pytest
-    except ImportError:
-        sys.exit(
-            "pytest is not installed in this Python.  Use the course's environment:\n"
-            "  .venv/bin/python -m exercises      (Windows: .venv\\Scripts\\python -m exercises)\n"
-            "(python3 course.py test creates it.)"
-        )
     statuses = {e.name: Status(e) for e in exercises}
     files = [str(e.tests) for e in exercises if e.tests.exists()]
-    if not files:
-        return statuses
-    collector = _Collector()
-    args = [
-        *files,
-        f"--rootdir={ROOT}",
-        "-o", "addopts=",  # not the project's options (notebooks, coverage, ...)
-        "-o", f"timeout={TEST_TIMEOUT}",
-        "-p", "no:cacheprovider",
-        *[arg for name in UNUSED_PLUGINS for arg in ("-p", f"no:{name}")],
-        "--tb=short",
-        "-q",
-    ]  # fmt: skip
-    os.environ[TARGET_ENV] = package
-    output = io.StringIO()
-    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-        code = pytest.main(args, plugins=[collector])
-    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and not collector.results:
-        print(output.getvalue())
-        sys.exit(f"pytest could not run the tests (exit code {int(code)}); its output is above.")
-    for nodeid, result in collector.results.items():
-        name = Path(nodeid.split("::")[0]).stem.removeprefix("test_")
-        if name in statuses:
-            statuses[name].results.append(result)
-    for report in collector.errors:
-        name = Path(report.nodeid.split("::")[0]).stem.removeprefix("test_")
-        if name in statuses:
-            statuses[name].results.append(Result("(collecting the tests)", False, report))
+    while files:
+        files = _run_child(files, package, statuses)
     return statuses
 
 
-# -- showing a failure readably
-
-
-def _relative(path: str) -> str:
-    try:
-        return Path(path).resolve().relative_to(ROOT).as_posix()
-    except ValueError:
-        return path
-
-
-def describe_failure(result: Result) -> list[str]:
-    """The failing test's line, your code's line, and the error; a dozen lines or so."""
-    report = result.report
-    lines = [f"  {result.test}"]
-    longrepr = getattr(report, "longrepr", None)
-    traceback = getattr(longrepr, "reprtraceback", None)
-    entries = getattr(traceback, "reprentries", None)
-    if not entries:  # not an ordinary exception: show the end of pytest's own text
-        text = getattr(report, "longreprtext", "") or str(longrepr)
-        return lines + ["    " + line for line in text.splitlines()[-MAX_ERROR_LINES:]]
-
-    def source(entry: Any) -> list[str]:
-        code = [
-            line.strip()
-            for line in entry.lines
-            if line.strip() and not line.startswith("E ") and set(line.strip()) - set("^~")
-        ]
-        return ["      " + line for line in code[-2:]]
-
-    def where(entry: Any) -> tuple[str, str]:
-        location = entry.reprfileloc
-        if location is None:
-            return "", ""
-        return _relative(location.path), f"{location.lineno}, {location.message.strip()}"
-
-    in_tests = [e for e in entries if where(e)[0].startswith("tests/exercises/test_")]
-    in_yours = [e for e in entries if where(e)[0].startswith("exercises/")]
-    for entry, label in ((in_tests[:1], ""), (in_yours[-1:], "   <- your code")):
-        for e in entry:
-            path, line = where(e)
-            lines.append(f"    {path}:{line}{label}")
-            lines += source(e)
-    errors = [line[1:].strip() for line in entries[-1].lines if line.startswith("E ")]
-    errors = [line for line in errors if not line.startswith("Use -v")]  # not a pytest option here
-    if not errors and getattr(longrepr, "reprcrash", None) is not None:
-        errors = [longrepr.reprcrash.message]
-    if len(errors) > MAX_ERROR_LINES:
-        errors = [*errors[: MAX_ERROR_LINES - 1], "..."]
-    lines += ["  " + line for line in errors]
-    if any("Timeout" in line for line in errors):
-        lines.append(
-            f"  (Your code ran for over {TEST_TIMEOUT} s: an endless loop? a wait with no end?)"
-        )
-    return lines
-
-
-# -- the commands
+# -- showing results
 
 
 def _label(status: Status) -> str:
@@ -242,6 +215,30 @@ def _label(status: Status) -> str:
     if not status.results:
         return "no tests found"
     return f"not done ({status.passed}/{len(status.results)} tests pass)"
+
+
+def _next_after(exercise: Exercise, exercises: list[Exercise]) -> Exercise | None:
+    later = [e for e in exercises if e.name > exercise.name]
+    return later[0] if later else None
+
+
+def next_line(exercise: Exercise, exercises: list[Exercise]) -> str:
+    """``next: ex05_sendall -- read notebook 02_framing``, or the end of the course."""
+    following = _next_after(exercise, exercises)
+    if following is None:
+        return "That was the last exercise.  Well done!"
+    where = following.title[1]
+    return f"next: {following.name}" + (f" -- read {where}" if where else "")
+
+
+def conformance_report(status: Status) -> list[str]:
+    """The conformance tester's stage lines that exercise 21's tests recorded."""
+    lines = [
+        value for result in status.results for key, value in result.props if key == "conformance"
+    ]
+    if not lines:
+        return []
+    return ["", "The conformance tester (python -m conformance) against your server:", *lines]
 
 
 def show_all(statuses: list[Status]) -> int:
@@ -271,41 +268,126 @@ def show_failure(status: Status) -> None:
     failure = status.first_failure
     if failure is not None:
         print(f"{status.passed} of {len(status.results)} tests pass.  The first failure:\n")
-        print("\n".join(describe_failure(failure)))
+        print("\n".join(failure.lines))
     print(f"\n  python -m exercises {exercise.number}          run only this exercise's tests")
+    print(f"  python -m exercises --watch {exercise.number}  ... again each time you save the file")
     print(f"  python -m exercises --hint {exercise.number}   a hint")
 
 
-def show_one(status: Status) -> int:
+def show_one(status: Status, exercises: list[Exercise]) -> int:
     """``python -m exercises NN``: each test of one exercise, then the first failure."""
     exercise = status.exercise
     what, where = exercise.title
     print(f"{exercise.name}: {what}" + (f" ({where})" * bool(where)) + "\n")
     for result in status.results:
         sentence = result.test.removeprefix("test_").replace("_", " ")
-        print(f"  {'pass' if result.passed else 'FAIL'}  {sentence}")
+        label = "pass" if result.passed else "FAIL" if result.ran else "----"
+        print(f"  {label}  {sentence}" + ("  (not run)" * (not result.ran)))
+    for line in conformance_report(status):
+        print(line)
     print(f"\n{exercise.name}: {_label(status)}.")
     if status.done:
+        print(f"\n{next_line(exercise, exercises)}")
         return 0
     if status.first_failure is not None:
         print("\nThe first failure:\n")
-        print("\n".join(describe_failure(status.first_failure)))
+        print("\n".join(status.first_failure.lines))
     print(f"\n  python -m exercises --hint {exercise.number}   a hint")
     return 1
 
 
+# -- hints, in levels
+
+
+def load_progress() -> dict:
+    try:
+        return json.loads(PROGRESS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def save_progress(progress: dict) -> None:
+    try:
+        PROGRESS.write_text(json.dumps(progress, indent=1, sort_keys=True) + "\n", "utf-8")
+    except OSError:
+        pass  # a read-only folder: the hints just start over next time
+
+
 def show_hint(exercise: Exercise) -> int:
+    """The next level of hint for ``exercise``: a nudge, then the approach, then near the answer."""
     from exercises.hints import HINTS
 
+    progress = load_progress()
+    seen = progress.setdefault("hints", {})
+    level = min(int(seen.get(exercise.name, 0)) + 1, HINT_LEVELS)
+    seen[exercise.name] = level
+    save_progress(progress)
     what, where = exercise.title
-    print(f"Hint for {exercise.name}: {what}" + (f" ({where})" * bool(where)))
-    print(HINTS.get(exercise.name, "\n(No hint for this one, sorry.)\n").rstrip())
-    print(f"\nStill stuck?  The answer, explained: solutions/{exercise.name}.py")
+    hints = HINTS.get(exercise.name)
+    print(
+        f"Hint {level} of {HINT_LEVELS} for {exercise.name}: {what}" + (f" ({where})" * bool(where))
+    )
+    if not hints:
+        print("\n(No hint for this one, sorry.)")
+    else:
+        print(hints[level - 1].rstrip())
+    if level < HINT_LEVELS:
+        print(f"\nStill stuck?  python -m exercises --hint {exercise.number}   the next hint")
+    else:
+        print(f"\nThat was the last hint.  The answer, explained: solutions/{exercise.name}.py")
     return 0
 
 
+# -- watch mode
+
+
+def _stamp(paths: list[Path]) -> tuple:
+    stamps = []
+    for path in paths:
+        try:
+            info = path.stat()
+            stamps.append((info.st_mtime_ns, info.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
+def watch(exercises: list[Exercise], start: Exercise | None, package: str) -> int:
+    """Run the current exercise, then again each time its file changes; move on when done."""
+    if start is None:
+        statuses = run_tests(exercises, package)
+        start = next((s.exercise for s in statuses.values() if not s.done), None)
+        if start is None:
+            print("All exercises are done.  Well done!")
+            return 0
+    current: Exercise | None = start
+    try:
+        while current is not None:
+            print(f"\n---- {time.strftime('%H:%M:%S')}  {current.name} " + "-" * 30, flush=True)
+            status = run_tests([current], package)[current.name]
+            show_one(status, exercises)
+            if status.done:
+                current = _next_after(current, exercises)
+                continue  # on to the next exercise at once, as rustlings does
+            # The capstone uses your other exercises: a change to any of them counts.
+            watched = [e.path for e in exercises] if current.number == "21" else [current.path]
+            shown = current.path.relative_to(ROOT).as_posix()
+            print(f"\nWatching {shown}: save it to check again (Ctrl+C ends).", flush=True)
+            before = _stamp(watched)
+            while _stamp(watched) == before:
+                time.sleep(WATCH_INTERVAL)
+        print("\nAll exercises are done.  Well done!")
+        return 0
+    except KeyboardInterrupt:
+        print("\nStopped watching.")
+        return 0
+
+
+# -- the command line
+
+
 def pick(exercises: list[Exercise], wanted: str) -> Exercise:
-    """The exercise ``wanted`` names: ``2``, ``02``, ``ex02`` or ``ex02_frame_decoder``."""
+    """The exercise ``wanted`` names: ``2``, ``02``, ``ex02`` or ``ex02_connect``."""
     key = wanted.strip().lower().removesuffix(".py").split("/")[-1]
     for exercise in exercises:
         number = exercise.number
@@ -318,11 +400,22 @@ def pick(exercises: list[Exercise], wanted: str) -> Exercise:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m exercises",
-        description="Check your exercises: status, the next failure, and hints.",
+        description="Check your exercises: status, the next failure, hints, and a watch mode.",
     )
     parser.add_argument("exercise", nargs="?", help="run one exercise's tests: 02, ex02, ...")
     parser.add_argument(
-        "--hint", nargs="?", const="", metavar="NN", help="a hint (for exercise NN)"
+        "--hint",
+        nargs="?",
+        const="",
+        metavar="NN",
+        help="a hint (for exercise NN); again for the next of three levels",
+    )
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        const="",
+        metavar="NN",
+        help="run the exercise you are on (or NN) again each time you save it; Ctrl+C ends",
     )
     parser.add_argument(
         "--solutions",
@@ -333,24 +426,30 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(sys.stdout, "reconfigure"):  # a console that cannot show "👋" shows "?"
         sys.stdout.reconfigure(errors="replace")
     package = "solutions" if args.solutions else "exercises"
-    os.chdir(ROOT)  # pytest reports paths relative to here
+    os.chdir(ROOT)  # the child process reports paths relative to here
     exercises = find_exercises()
     if not exercises:
         print("No exercises found in exercises/.")
         return 2
-    if args.hint is not None:
-        if args.hint or args.exercise:
-            return show_hint(pick(exercises, args.hint or args.exercise))
-        statuses = run_tests(exercises, package)
-        nxt = next((s for s in statuses.values() if not s.done), None)
-        if nxt is None:
-            print("All exercises are done: no hint needed!")
-            return 0
-        return show_hint(nxt.exercise)
-    if args.exercise:
-        exercise = pick(exercises, args.exercise)
-        return show_one(run_tests([exercise], package)[exercise.name])
-    return show_all(list(run_tests(exercises, package).values()))
+    try:
+        if args.watch is not None:
+            wanted = args.watch or args.exercise
+            return watch(exercises, pick(exercises, wanted) if wanted else None, package)
+        if args.hint is not None:
+            if args.hint or args.exercise:
+                return show_hint(pick(exercises, args.hint or args.exercise))
+            statuses = run_tests(exercises, package)
+            nxt = next((s for s in statuses.values() if not s.done), None)
+            if nxt is None:
+                print("All exercises are done: no hint needed!")
+                return 0
+            return show_hint(nxt.exercise)
+        if args.exercise:
+            exercise = pick(exercises, args.exercise)
+            return show_one(run_tests([exercise], package)[exercise.name], exercises)
+        return show_all(list(run_tests(exercises, package).values()))
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

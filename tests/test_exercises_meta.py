@@ -5,10 +5,17 @@ normal run.  These tests check the rest of the promise, each in a throw-away
 copy of the project whose stubs are freshly generated (so a learner's own work
 in ``exercises/`` never makes them fail):
 
+* the exercises are the course's plan, each with one task (one ``### TODO``),
+  its tests and three hints;
 * every stub fails every one of its tests, with ``NotImplementedError``;
+* the classic wrong answers fail: the quadratic frame decoder, a name claim
+  without the lock;
 * the checker (``python -m exercises``) lists every exercise, shows the first
-  failure in a few lines, turns an exercise "done" once it is solved and moves
-  on to the next, and gives hints.
+  failure in a few lines -- with the test's lines for "DID NOT RAISE" and
+  timeouts --, stops a loop that never ends and names its likely cause, turns
+  an exercise "done" once it is solved and says what comes next, gives hints
+  in three levels, watches a file, and runs the conformance tester for the
+  capstone.
 
 Only the drift test looks at the real ``exercises/``: there, edited stubs are
 a learner's work in progress, so a difference only skips -- except in CI
@@ -18,23 +25,55 @@ a learner's work in progress, so a difference only skips -- except in CI
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from tests.helpers import read_until
+
 ROOT = Path(__file__).resolve().parent.parent
 STRICT_ENV = "CHAT_STRICT_EXERCISES"
+
+#: The course's exercises, in order (HELPER_GUIDE's plan; notebook in the docstring).
+PLAN = [
+    "ex01_listen",
+    "ex02_connect",
+    "ex03_recv_all",
+    "ex04_echo_server",
+    "ex05_sendall",
+    "ex06_encode_frame",
+    "ex07_frame_decoder",
+    "ex08_validate_message",
+    "ex09_accept_and_spawn",
+    "ex10_user_registry",
+    "ex11_broadcast",
+    "ex12_client_outbox",
+    "ex13_logging",
+    "ex14_graceful_shutdown",
+    "ex15_receive_loop",
+    "ex16_command_parser",
+    "ex17_token_bucket",
+    "ex18_timeouts",
+    "ex19_nonblocking",
+    "ex20_selectors_loop",
+    "ex21_capstone_server",
+]
 
 #: What a copy of the project needs for the exercises, their tests and the checker.
 PROJECT_FILES = [
     "chat",
+    "conformance",
     "exercises",
     "solutions",
     "tests/__init__.py",
@@ -68,7 +107,8 @@ def make_project(where: Path, solved: tuple[str, ...] = ()) -> Path:
         source, target = ROOT / name, where / name
         target.parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            ignore = shutil.ignore_patterns("__pycache__", ".progress.json")
+            shutil.copytree(source, target, ignore=ignore)
         else:
             shutil.copy2(source, target)
     for solution in (where / "solutions").glob("ex*.py"):
@@ -79,12 +119,24 @@ def make_project(where: Path, solved: tuple[str, ...] = ()) -> Path:
     return where
 
 
-def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CHAT_EXERCISES", "PYTEST_ADDOPTS")}
+def answer(project: Path, name: str, old: str, new: str) -> None:
+    """Write a learner's answer to ``name``: the solution with ``old`` replaced by ``new``."""
+    text = (project / "solutions" / f"{name}.py").read_text(encoding="utf-8")
+    assert old in text, f"{old!r} is not in solutions/{name}.py"
+    (project / "exercises" / f"{name}.py").write_text(text.replace(old, new), encoding="utf-8")
+
+
+def environment(**extra: str) -> dict[str, str]:
+    unwanted = ("CHAT_EXERCISES", "PYTEST_ADDOPTS", "CHAT_EXERCISE_TEST_TIMEOUT")
+    env = {k: v for k, v in os.environ.items() if k not in unwanted}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+def run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
         cwd=project,
-        env=env,
+        env=environment(**env),
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -92,11 +144,11 @@ def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def checker(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run(project, "-m", "exercises", *args)
+def checker(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return run(project, "-m", "exercises", *args, **env)
 
 
-# -- the generator
+# -- the generator, and the exercises it generates
 
 
 def test_generator_replaces_a_solution_region_with_its_todo_and_a_raise():
@@ -145,17 +197,33 @@ def test_exercise_files_are_the_stubs_generated_from_the_solutions():
     assert not problems, "\n".join(["Run python tools/make_exercises.py", *problems])
 
 
-def test_every_exercise_has_a_stub_tests_and_a_hint():
+def test_the_exercises_are_the_courses_plan():
+    assert EXERCISES == PLAN
+
+
+@pytest.mark.parametrize("name", PLAN)
+def test_each_exercise_is_one_task_with_tests_three_hints_and_its_notebook(name):
     from exercises.hints import HINTS
 
-    assert len(EXERCISES) >= 7
-    for name in EXERCISES:
-        assert (ROOT / "exercises" / f"{name}.py").exists(), f"no stub for {name}"
-        assert (ROOT / "tests" / "exercises" / f"test_{name}.py").exists(), f"no tests for {name}"
-        assert HINTS.get(name, "").strip(), f"no hint for {name}"
+    solution = (ROOT / "solutions" / f"{name}.py").read_text(encoding="utf-8")
+    assert solution.count(generator.BEGIN) == 1, "one concept, one ### TODO"
+    first_line = solution.splitlines()[0]
+    title = re.fullmatch(r'"""Exercise (\d\d) \(notebook (\d\d)_[a-z_]+\): .+\.', first_line)
+    assert title, f"the title names the exercise and its notebook: {first_line!r}"
+    assert title.group(1) == name[2:4]
+    assert f"python -m exercises {name[2:4]}" in solution
+    assert (ROOT / "exercises" / f"{name}.py").exists(), f"no stub for {name}"
+    assert (ROOT / "tests" / "exercises" / f"test_{name}.py").exists(), f"no tests for {name}"
+    hints = HINTS.get(name, ())
+    assert len(hints) == 3 and all(hint.strip() for hint in hints), "three levels of hints"
 
 
-# -- stubs fail, solutions pass
+def test_the_hint_progress_file_is_not_committed():
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert "exercises/.progress.json" in ignored
+
+
+# -- stubs fail, solutions pass, wrong answers fail
 
 
 @pytest.mark.slow
@@ -183,6 +251,35 @@ def test_every_stub_fails_every_one_of_its_tests(tmp_path):
         assert not unfinished, f"{name}: these pass or fail for another reason: {unfinished}"
 
 
+def test_the_quadratic_frame_decoder_fails_a_test(tmp_path):
+    # Notebook 02's warning: searching the whole buffer again on every feed.
+    project = make_project(tmp_path)
+    answer(
+        project,
+        "ex07_frame_decoder",
+        'end = self._buffer.find(b"\\n", self._scanned)',
+        'end = self._buffer.find(b"\\n")',
+    )
+    result = checker(project, "07")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  a byte costs the same after a long unfinished line" in result.stdout
+    assert "(quadratic work)" in result.stdout
+    assert result.stdout.count("FAIL") == 1, "only the work test should catch it"
+
+
+def test_a_name_claim_without_the_lock_fails_a_test(tmp_path):
+    project = make_project(tmp_path)
+    answer(
+        project,
+        "ex10_user_registry",
+        "with self._lock:\n            if name",
+        "if True:\n            if name",
+    )
+    result = checker(project, "10")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  claim waits while another thread holds the lock" in result.stdout
+
+
 # -- the checker, as a learner sees it
 
 
@@ -197,10 +294,11 @@ def test_checker_shows_every_exercise_not_done_and_the_first_failure_briefly(tmp
         assert "not done (0/" in line, f"{name} is not listed as not done, no test passing"
     next_line = next(line for line in lines if "<- next" in line)
     assert next_line.strip().startswith(f"[ ] {EXERCISES[0]}")
-    assert "NotImplementedError: TODO: write serve_echo()" in out
-    assert "exercises/ex01_echo_server.py:" in out  # where in the learner's file
+    assert "NotImplementedError: TODO: write listen()" in out
+    assert "exercises/ex01_listen.py:" in out  # where in the learner's file
     assert "python -m exercises --hint 01" in out
-    assert len(out.splitlines()) < 40, "the failure should be brief, not a whole traceback"
+    assert "python -m exercises --watch 01" in out
+    assert len(out.splitlines()) < 50, "the failure should be brief, not a whole traceback"
 
 
 @pytest.mark.slow
@@ -209,7 +307,7 @@ def test_checker_marks_a_solved_exercise_done_and_moves_on(tmp_path):
     out = result.stdout
     assert f"[x] {EXERCISES[0]}" in out
     assert f"[ ] {EXERCISES[1]}" in out
-    assert "1 of 7 done." in out
+    assert f"1 of {len(EXERCISES)} done." in out
     assert f"Next: exercises/{EXERCISES[1]}.py" in out
     assert result.returncode == 1
 
@@ -222,20 +320,18 @@ def test_checker_congratulates_when_everything_is_solved(tmp_path):
     assert "All exercises are done" in result.stdout
 
 
-@pytest.mark.slow
-def test_checker_runs_one_exercise_and_lists_its_tests(tmp_path):
-    result = checker(make_project(tmp_path, solved=(EXERCISES[1],)), "2")
+def test_checker_runs_one_exercise_lists_its_tests_and_names_the_next(tmp_path):
+    result = checker(make_project(tmp_path, solved=("ex07_frame_decoder",)), "7")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "pass  every chunk size gives the same messages" in result.stdout
-    assert "ex02_frame_decoder: done." in result.stdout
+    assert "pass  every chunk size gives the same lines" in result.stdout
+    assert "ex07_frame_decoder: done." in result.stdout
+    assert "next: ex08_validate_message -- read notebook 03_protocol" in result.stdout
 
 
 def test_checker_shows_a_wrong_answer_as_the_assertion_and_the_line_that_failed(tmp_path):
-    project = make_project(tmp_path, solved=("ex07_token_bucket",))
-    answer = project / "exercises" / "ex07_token_bucket.py"
-    text = answer.read_text(encoding="utf-8")
-    answer.write_text(text.replace("if self.tokens < 1.0:", "if self.tokens < 0.0:"), "utf-8")
-    result = checker(project, "07")
+    project = make_project(tmp_path)
+    answer(project, "ex17_token_bucket", "if self.tokens < 1.0:", "if self.tokens < 0.0:")
+    result = checker(project, "17")
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
     assert "FAIL  full bucket allows a burst then refuses" in out
@@ -244,22 +340,130 @@ def test_checker_shows_a_wrong_answer_as_the_assertion_and_the_line_that_failed(
     assert "Traceback" not in out and len(out.splitlines()) < 40
 
 
+def test_did_not_raise_shows_the_test_lines_up_to_the_call(tmp_path):
+    project = make_project(tmp_path)
+    answer(
+        project, "ex08_validate_message", "USERNAME.fullmatch(username)", "USERNAME.match(username)"
+    )
+    out = checker(project, "08").stdout
+    assert "DID NOT RAISE" in out
+    context = [line for line in out.splitlines() if re.match(r"    [ >] +\d+ ", line)]
+    assert any("def test_bad_username_is_refused" in line for line in context), out
+    assert any(line.startswith("    > ") and "pytest.raises" in line for line in context), out
+    assert any("ex.validate_message(" in line for line in context), out
+    assert "expects it to raise" in out
+
+
+def test_a_timeout_shows_the_test_lines_and_says_what_it_means(tmp_path):
+    project = make_project(tmp_path)
+    answer(
+        project,
+        "ex18_timeouts",
+        "        expired = []\n",
+        '        __import__("time").sleep(30)  # a wait with no end, as far as a test knows\n'
+        "        expired = []\n",
+    )
+    started = time.monotonic()
+    result = checker(project, "18", CHAT_EXERCISE_TEST_TIMEOUT="1")
+    assert time.monotonic() - started < 30
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "Timeout" in out
+    assert re.search(r"    > +\d+ .*tracker\.expire\(", out), out
+    assert "took too long" in out
+    assert "(not run)" in out  # the other tests are not run, each waiting again
+
+
+def test_a_loop_that_never_ends_is_stopped_and_its_likely_cause_named(tmp_path):
+    project = make_project(tmp_path, solved=("ex01_listen", "ex02_connect", "ex04_echo_server"))
+    answer(project, "ex03_recv_all", "        if not chunk:\n", "        if False:\n")
+    started = time.monotonic()
+    result = checker(project)
+    took = time.monotonic() - started
+    out = result.stdout
+    assert "your loop never ends: did you stop when recv returns b''?" in out, out
+    assert "exercises/ex03_recv_all.py:" in out and "still running" in out
+    assert took < 30, f"the checker took {took:.0f} s"
+    # ... and the checker went on with the other exercises.
+    assert "[x] ex04_echo_server" in out
+    assert "[ ] ex05_sendall" in out
+
+
+def test_hints_come_in_three_levels_remembered_per_exercise(tmp_path):
+    project = make_project(tmp_path)
+    shown = [checker(project, "--hint", "03").stdout for _ in range(4)]
+    assert [s.splitlines()[0][:14] for s in shown] == [
+        "Hint 1 of 3 fo",
+        "Hint 2 of 3 fo",
+        *["Hint 3 of 3 fo"] * 2,
+    ]
+    assert "Still stuck?" in shown[0] and "the next hint" in shown[0]
+    assert "solutions/ex03_recv_all.py" in shown[2]
+    assert shown[2] == shown[3]
+    assert checker(project, "--hint", "04").stdout.startswith("Hint 1 of 3 for ex04_echo_server")
+    progress = json.loads((project / "exercises" / ".progress.json").read_text("utf-8"))
+    assert progress["hints"] == {"ex03_recv_all": 3, "ex04_echo_server": 1}
+
+
 @pytest.mark.slow
 def test_hint_without_a_number_is_for_the_first_exercise_not_done(tmp_path):
     result = checker(make_project(tmp_path, solved=(EXERCISES[0],)), "--hint")
     assert result.returncode == 0, result.stderr
-    assert f"Hint for {EXERCISES[1]}" in result.stdout
-
-
-def test_hint_for_a_numbered_exercise_points_to_its_solution(tmp_path):
-    result = checker(make_project(tmp_path), "--hint", "03")
-    assert result.returncode == 0, result.stderr
-    assert "Hint for ex03_validate_message" in result.stdout
-    assert "fullmatch" in result.stdout
-    assert "solutions/ex03_validate_message.py" in result.stdout
+    assert f"Hint 1 of 3 for {EXERCISES[1]}" in result.stdout
 
 
 def test_unknown_exercise_is_refused_with_the_choices(tmp_path):
     result = checker(make_project(tmp_path), "99")
     assert result.returncode != 0
     assert "Choose one of: 01, 02" in result.stderr
+
+
+def test_watch_mode_checks_again_on_save_and_moves_on(tmp_path):
+    project = make_project(tmp_path)
+    command = [sys.executable, "-m", "exercises", "--watch", "03"]
+    process = subprocess.Popen(
+        command, cwd=project, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert process.stdout is not None
+    fd = process.stdout.fileno()
+    try:
+        seen = read_until(fd, b"Watching exercises/ex03_recv_all.py", timeout=60)
+        assert b"NotImplementedError: TODO: write recv_all()" in seen
+        time.sleep(0.05)  # a later modification time than the stub's
+        shutil.copy(project / "solutions" / "ex03_recv_all.py", project / "exercises")
+        seen = read_until(fd, b"Watching exercises/ex04_echo_server.py", timeout=60, seen=seen)
+        assert b"ex03_recv_all: done." in seen
+        assert b"next: ex04_echo_server -- read notebook 01_sockets" in seen
+        if os.name == "nt":
+            process.terminate()
+        else:
+            process.send_signal(signal.SIGINT)  # Ctrl+C
+            seen = read_until(fd, b"Stopped watching.", timeout=30, seen=seen)
+        assert process.wait(timeout=30) == (0 if os.name != "nt" else process.returncode)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+        process.stdout.close()
+
+
+@pytest.mark.slow
+def test_the_capstone_is_checked_by_the_conformance_tester(tmp_path):
+    project = make_project(tmp_path, solved=tuple(EXERCISES))
+    result = checker(project, "21")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "The conformance tester (python -m conformance) against your server:" in out
+    for number, title in [(1, "connect and join"), (6, "robustness")]:
+        assert re.search(rf"stage {number}  {title} +pass", out), out
+    assert "That was the last exercise." in out
+
+
+@pytest.mark.slow
+def test_the_capstone_stub_fails_every_stage_and_points_to_the_method(tmp_path):
+    project = make_project(tmp_path, solved=tuple(n for n in EXERCISES if n != PLAN[-1]))
+    result = checker(project, "21")
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert re.search(r"stage 1  connect and join +FAIL", out), out
+    assert "NotImplementedError: TODO: write ChatServer.serve_client()" in out

@@ -23,8 +23,9 @@ can never disagree about the interface.
     python tools/make_exercises.py --check   exit 1 if exercises/ is out of date
 
 Only the ``exNN_*.py`` files are generated; ``exercises/__init__.py``,
-``__main__.py`` (the checker) and ``hints.py`` are written by hand.  Standard
-library only.
+``__main__.py`` and ``_runner.py`` (the checker) and ``hints.py`` are written
+by hand.  Each solution has exactly one region (one concept, one ``TODO``;
+``tests/test_exercises_meta.py`` checks it).  Standard library only.
 """
 
 from __future__ import annotations

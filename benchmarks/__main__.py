@@ -84,13 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
     parser.add_argument("--serve", metavar="ENGINE", help=argparse.SUPPRESS)
     parser.add_argument("--serve-max-clients", type=int, default=20000, help=argparse.SUPPRESS)
+    parser.add_argument("--serve-history", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.serve:
-        return _serve(args.serve, args.serve_max_clients)
+        return _serve(args.serve, args.serve_max_clients, args.serve_history)
     raise_open_files_limit()
     progress = not args.quiet and sys.stderr.isatty()
     if args.suite:

@@ -147,15 +147,20 @@ class ServerProcess:
     Its memory and CPU time are read from ``/proc`` (Linux); elsewhere they are None.
     """
 
-    def __init__(self, engine: str = "threads", *, max_clients: int = 20000) -> None:
+    def __init__(
+        self, engine: str = "threads", *, max_clients: int = 20000, history: str | None = None
+    ) -> None:
         self.engine = engine
         self.max_clients = max_clients
+        self.history = history  # a database file, ":memory:", or None: no history kept
         self.process: subprocess.Popen[str] | None = None
         self.address = ("127.0.0.1", 0)
 
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "benchmarks", "--serve", self.engine]
         command += ["--serve-max-clients", str(self.max_clients)]
+        if self.history is not None:
+            command += ["--serve-history", self.history]
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
         )
@@ -221,8 +226,12 @@ class ExternalServer(ServerProcess):
         return self
 
 
-def _serve(engine: str, max_clients: int) -> int:
-    """The subprocess side of :class:`ServerProcess`: serve until stdin closes."""
+def _serve(engine: str, max_clients: int, history: str | None = None) -> int:
+    """The subprocess side of :class:`ServerProcess`: serve until stdin closes.
+
+    Without ``history`` the server keeps none (``db=None``): the standard runs
+    measure the engines alone; the suite measures history's cost separately.
+    """
     import logging
 
     logging.basicConfig(format=LOG_FORMAT, level=logging.WARNING)
@@ -234,7 +243,7 @@ def _serve(engine: str, max_clients: int) -> int:
         idle_timeout=600,
         max_send_queue_bytes=BENCH_SEND_QUEUE_BYTES,
     )
-    server = create_server(engine, "127.0.0.1", 0, limits=limits, backlog=4096)
+    server = create_server(engine, "127.0.0.1", 0, limits=limits, backlog=4096, db=history)
     server.start()
     print("port", server.address[1], flush=True)
     try:

@@ -396,7 +396,7 @@ class ChatCore:
         self._by_name[_key(username)] = peer
         log.info("%s joined from %s", username, peer.address)
         lobby = self._lobby
-        lobby.members[peer.conn] = peer
+        lobby.add(peer.conn, peer)
         peer.rooms[lobby.key] = lobby
         extra = {"features": list(protocol.FEATURES), "rooms": [LOBBY]} if peer.declared else {}
         welcome = protocol.welcome(username, lobby.usernames, self._announced, **extra)
@@ -449,7 +449,7 @@ class ChatCore:
                 )
             room = self._room(message["room"])
         assert peer.username is not None
-        room.members[peer.conn] = peer
+        room.add(peer.conn, peer)
         peer.rooms[key] = room
         actions: list[Action] = [
             Send((peer.conn,), protocol.encode(protocol.room_joined(room.name, room.usernames)))
@@ -485,7 +485,7 @@ class ChatCore:
 
     def _exit(self, peer: _Peer, room: Room, notice: Frame) -> list[Action]:
         """``peer`` leaves ``room``: the others get ``notice``; an empty room goes."""
-        del room.members[peer.conn]
+        room.remove(peer.conn)
         del peer.rooms[room.key]
         if not room.members and room is not self._lobby:
             del self._rooms[room.key]  # its history stays in the store
@@ -493,7 +493,15 @@ class ChatCore:
 
     def _to_room(self, room: Room, frame: Frame, exclude: _Peer | None = None) -> list[Action]:
         """Send ``frame`` to a room's members (but ``exclude``): encoded once per kind of client."""
-        return self._to_peers([p for p in room.members.values() if p is not exclude], frame)
+        if exclude is not None:
+            return self._to_peers([p for p in room.members.values() if p is not exclude], frame)
+        declared, plain = room.audience()  # the common case, a message: no pass over members
+        actions: list[Action] = []
+        if declared:
+            actions.append(Send(declared, protocol.encode(frame)))
+        if plain:
+            actions.append(Send(plain, protocol.encode(_v1(frame))))
+        return actions
 
     def _to_peers(self, peers: list[_Peer], *frames: Frame) -> list[Action]:
         """Send ``frames`` to ``peers``; a client that declared no features gets v1 frames.

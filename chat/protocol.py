@@ -156,6 +156,16 @@ class ProtocolError(Exception):
 # Frames: messages to bytes and back
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+# One encoder and one decoder, made once: json.dumps and json.loads with
+# options build a new one on every call, which costs more than a small frame.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def encode(message: dict[str, Any]) -> bytes:
     """Encode one message as one frame: compact JSON, UTF-8, then a newline.
 
@@ -163,12 +173,7 @@ def encode(message: dict[str, Any]) -> bytes:
     ``\\u`` escapes; JSON still escapes control characters, so the frame holds
     exactly one raw newline, at its end.
     """
-    text = json.dumps(message, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    return text.encode(ENCODING) + DELIMITER
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    return _ENCODER.encode(message).encode(ENCODING) + DELIMITER
 
 
 def decode_line(line: bytes) -> dict[str, Any]:
@@ -178,7 +183,7 @@ def decode_line(line: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"Frame is not valid UTF-8 ({exc.reason})", fatal=True) from None
     try:
-        message = json.loads(text, parse_constant=_refuse_constant)
+        message = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise ProtocolError("Frame is not valid JSON") from None
     if not isinstance(message, dict):

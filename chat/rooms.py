@@ -43,6 +43,7 @@ class Room:
     """
 
     __slots__ = (
+        "_audience",
         "complete",
         "fetching",
         "generation",
@@ -60,7 +61,8 @@ class Room:
         self.name = name  # as its first member spelled it
         self.generation = next(Room._generations)  # tells this life of the room from later ones
         self.key = room_key(name)
-        self.members: dict[Hashable, Any] = {}
+        self.members: dict[Hashable, Any] = {}  # change it with add() and remove()
+        self._audience: tuple[tuple[Hashable, ...], tuple[Hashable, ...]] | None = None
         self.log: deque[Frame] = deque(maxlen=cache)
         self.complete = complete
         self.fetching = False  # its latest messages were asked of the store
@@ -69,6 +71,29 @@ class Room:
         # relayed anywhere before they came).  Their history is sent once
         # the store answers, without anything they received live.
         self.waiting: list[tuple[Hashable, int]] = []
+
+    def add(self, conn: Hashable, member: Any) -> None:
+        self.members[conn] = member
+        self._audience = None
+
+    def remove(self, conn: Hashable) -> None:
+        del self.members[conn]
+        self._audience = None
+
+    def audience(self) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+        """The members' connections: those that declared features, and v1 clients.
+
+        Every message in a room goes to both kinds, each in its own encoding;
+        working out who is which for each message would cost a pass over the
+        members per message, so it is done once per change of membership.
+        """
+        if self._audience is None:
+            members = self.members.items()
+            self._audience = (
+                tuple(conn for conn, m in members if m.declared),
+                tuple(conn for conn, m in members if not m.declared),
+            )
+        return self._audience
 
     def append(self, frame: Frame) -> None:
         """A message relayed in this room (its ``id`` larger than every one before)."""

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.joins import format_joins, run_joins
 from benchmarks.loadgen import (
     DEFAULT_STEPS,
     ExternalServer,
@@ -72,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="client counts for --max-clients (default: %(default)s)",
     )
     parser.add_argument(
+        "--joins",
+        action="store_true",
+        help="have --clients clients arrive, all in the lobby and spread over --rooms rooms; "
+        "report the time and the notices each layout costs",
+    )
+    parser.add_argument(
+        "--rooms", type=int, default=100, help="rooms for --joins (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="the server keeps history in a database file (the standard runs keep none)",
+    )
+    parser.add_argument(
         "--suite",
         action="store_true",
         help="run the standard benchmarks and write benchmarks/results.json",
@@ -102,12 +118,29 @@ def main(argv: list[str] | None = None) -> int:
         engines = list(ENGINES) if args.engine == "all" else [args.engine]
     output: dict[str, Any] = {"machine": machine_info(), "load": [], "max_clients": []}
     loads: list[LoadResult] = []
+    scratch = tempfile.TemporaryDirectory(prefix="chat-bench-")
     for engine in engines:
         if args.port is not None:
             server: ServerProcess = ExternalServer(("127.0.0.1", args.port))
         else:
-            server = ServerProcess(engine)
+            history = str(Path(scratch.name) / f"{engine}.sqlite3") if args.history else None
+            server = ServerProcess(engine, history=history)
         with server:
+            if args.joins:
+                joins = [
+                    run_joins(
+                        server.address,
+                        clients=args.clients,
+                        rooms=args.rooms,
+                        layout=layout,
+                        engine=engine,
+                    )
+                    for layout in ("rooms", "lobby")
+                ]
+                output.setdefault("joins", []).extend(asdict(j) for j in joins)
+                if not args.json:
+                    print(format_joins(joins), flush=True)
+                continue
             if args.max_clients:
                 steps = tuple(int(s) for s in args.steps.split(",") if s.strip())
                 ramp = max_clients(server, steps=steps, progress=progress)
@@ -134,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_load(loads))
     if args.output:
         args.output.write_text(json.dumps(output, indent=2) + "\n")
+    scratch.cleanup()
     return 0 if all(r.ok for r in loads) else 1
 
 

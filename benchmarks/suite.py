@@ -9,10 +9,13 @@ for each target the course set itself, whether this machine met it.
 from __future__ import annotations
 
 import json
+import statistics
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.joins import JoinsResult, format_joins, run_joins
 from benchmarks.loadgen import (
     DEFAULT_STEPS,
     MaxClientsResult,
@@ -50,13 +53,23 @@ SWEEP_PACED = (20, 10.0)  # 20 messages at 10 a second each: latency under a ste
 #: Largest client count each engine is expected to hold (and tried up to).
 MAX_CLIENTS_TARGET = {"threads": 2000, "selectors": 10000, "asyncio": 10000}
 
+#: History's cost: this load with history kept in a database file, and without.
+HISTORY_RUN = (50, 50, 0.0)
+HISTORY_TARGET = 0.8  # deliveries/s with history at least this share of those without
+
+#: The joins benchmark: this many clients, spread over this many rooms (and all in
+#: the lobby), on the engine that holds the most clients.
+JOINS = (10_000, 100, "selectors")
+
 
 def run_suite(path: Path, *, progress: bool = False) -> int:
     """Run every standard benchmark on every engine; write JSON and a Markdown report."""
     data: dict[str, Any] = {"machine": machine_info(), "load": [], "max_clients": []}
 
-    def load(engine: str, clients: int, messages: int, rate: float, kind: str) -> None:
-        with ServerProcess(engine) as server:
+    def load(
+        engine: str, clients: int, messages: int, rate: float, kind: str, history: str | None = None
+    ) -> None:
+        with ServerProcess(engine, history=history) as server:
             result = run_load(
                 server.address,
                 clients=clients,
@@ -80,6 +93,20 @@ def run_suite(path: Path, *, progress: bool = False) -> int:
             messages = min(SWEEP_MAX_MESSAGES, SWEEP_DELIVERIES // clients**2)
             load(engine, clients, messages, 0.0, "sweep")
             load(engine, clients, *SWEEP_PACED, "sweep-paced")
+    with tempfile.TemporaryDirectory(prefix="chat-bench-") as scratch:
+        for engine in ENGINES:  # interleaved, so that both see the same machine
+            for repeat in range(TARGET_REPEATS):
+                load(engine, *HISTORY_RUN, "history-off")
+                db = str(Path(scratch) / f"{engine}-{repeat}.sqlite3")
+                load(engine, *HISTORY_RUN, "history-on", history=db)
+    clients, rooms, engine = JOINS
+    with ServerProcess(engine) as server:
+        for layout in ("rooms", "lobby"):
+            joins = run_joins(
+                server.address, clients=clients, rooms=rooms, layout=layout, engine=engine
+            )
+            data.setdefault("joins", []).append(asdict(joins))
+            print(format_joins([joins]).splitlines()[-1], flush=True)
     for engine in ENGINES:
         target = MAX_CLIENTS_TARGET.get(engine, 10000)
         steps = (*tuple(n for n in DEFAULT_STEPS if n < target), target)
@@ -169,6 +196,42 @@ def check_targets(data: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
         rows.append(
             (f"{target:,} joined clients", text, ramp["engine"], ramp["largest_ok"] >= target)
         )
+    for engine in ENGINES:
+        rates = {
+            kind: [
+                row["deliveries_per_s"]
+                for row in data["load"]
+                if row["engine"] == engine and row.get("kind") == kind
+            ]
+            for kind in ("history-on", "history-off")
+        }
+        if rates["history-on"] and rates["history-off"]:
+            on, off = (statistics.median(rates[k]) for k in ("history-on", "history-off"))
+            rows.append(
+                (
+                    f"history on ≥ {HISTORY_TARGET:g}× history off, "
+                    f"{HISTORY_RUN[0]}×{HISTORY_RUN[1]} (medians)",
+                    f"{on:,.0f}/s vs {off:,.0f}/s ({on / off:.2f}×)",
+                    engine,
+                    on >= HISTORY_TARGET * off,
+                )
+            )
+    joins = {row["layout"]: JoinsResult(**row) for row in data.get("joins", [])}
+    if {"rooms", "lobby"} <= set(joins):
+        spread, lobby = joins["rooms"], joins["lobby"]
+        per_room = spread.clients // spread.rooms
+        # Each arrival is news to its room only: about N × (room size) / 2 notices.
+        bound = spread.clients * per_room
+        rows.append(
+            (
+                f"{spread.clients:,} joins over {spread.rooms} rooms: notices O(N × room size), "
+                "not O(N²)",
+                f"{spread.frames:,} frames in {spread.join_s:.1f} s vs {lobby.frames:,} "
+                f"in {lobby.join_s:.1f} s all in the lobby",
+                spread.engine,
+                spread.ok and lobby.ok and spread.frames <= bound,
+            )
+        )
     return rows
 
 
@@ -211,6 +274,10 @@ def write_report(data: dict[str, Any], path: Path) -> None:
             f"| {r['latency_max_ms']:.1f} | {r['connect_join_s']:.2f} "
             f"| {r['generator_cpu']:.0%} | {server_cpu} |"
         )
+    if data.get("joins"):
+        joins = [JoinsResult(**row) for row in data["joins"]]
+        lines += ["", "Arrivals (`--joins`): the same clients in rooms, and all in the lobby:", ""]
+        lines += ["```", format_joins(joins), "```"]
     lines += ["", "Concurrent joined clients (`--max-clients`):", ""]
     for ramp in data["max_clients"]:
         lines += ["```", format_max_clients(MaxClientsResult(**ramp)), "```"]

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from benchmarks.joins import run_joins
 from benchmarks.loadgen import ExternalServer, max_clients, run_load
 from chat.limits import Limits
 from chat.server import create_server
@@ -66,3 +67,18 @@ def test_command_line_starts_its_own_server_and_prints_json():
 def test_unknown_engine_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="threads"):
         create_server("fibers", "127.0.0.1", 0)
+
+
+def test_joins_in_the_lobby_cost_every_client_news_of_every_later_arrival(make_server):
+    server = make_server(limits=NO_RATE_LIMIT)
+    result = run_joins(server.address, clients=30, layout="lobby", timeout=30)
+    assert result.ok
+    assert result.frames == 30 * 31 // 2  # a welcome each, and N(N-1)/2 user_joined
+
+
+def test_joins_spread_over_rooms_cost_far_fewer_frames_than_one_room(make_server):
+    server = make_server(limits=NO_RATE_LIMIT)
+    spread = run_joins(server.address, clients=60, rooms=6, layout="rooms", timeout=30)
+    lobby = run_joins(server.address, clients=60, layout="lobby", timeout=30)
+    assert spread.ok and lobby.ok
+    assert spread.frames < lobby.frames / 2

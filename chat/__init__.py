@@ -2,19 +2,23 @@
 
 The modules, from the bottom up (each depends only on those above it):
 
-* :mod:`chat.protocol` -- frames on the wire: newline-delimited JSON, UTF-8.
-* :mod:`chat.limits`   -- every bound the server enforces, named and explained.
-* :mod:`chat.tls`      -- TLS over any socket, safe for a reader and a writer thread.
-* :mod:`chat.core`     -- the chat rules, with no I/O: bytes in, actions out.
-* :mod:`chat.server`   -- the engines that move bytes between sockets and the
+* :mod:`chat.protocol`    -- frames on the wire: newline-delimited JSON, UTF-8
+  (PROTOCOL.md is the normative description).
+* :mod:`chat.limits`      -- every bound the server enforces, named and explained.
+* :mod:`chat.logthrottle` -- log lines summarised, so no client can flood the log.
+* :mod:`chat.tls`         -- TLS over any socket, safe for a reader and a writer thread.
+* :mod:`chat.rooms`       -- a room: its members and its latest messages.
+* :mod:`chat.core`        -- the chat rules, with no I/O: bytes in, actions out.
+* :mod:`chat.store`       -- room history in SQLite, written by one thread.
+* :mod:`chat.server`      -- the engines that move bytes between sockets and the
   core: :mod:`chat.server.base` (what they share), then one module per engine
   (``engine_threads``, ``engine_selectors``, ``engine_asyncio``), and
   ``python -m chat.server``.
-* :mod:`chat.client`   -- :mod:`chat.client.connection` (``ChatClient``, for
-  programs), :mod:`chat.client.commands` and :mod:`chat.client.display` (what
-  both user interfaces share), :mod:`chat.client.terminal`
-  (``python -m chat.client``).
-* :mod:`chat.widget`   -- the chat client as a Jupyter widget (needs ipywidgets).
+* :mod:`chat.client`      -- :mod:`chat.client.connection` (``ChatClient``, for
+  programs) and :mod:`chat.client.roster` (who is where); then what both user
+  interfaces share, :mod:`chat.client.display` and :mod:`chat.client.commands`;
+  then :mod:`chat.client.terminal` (``python -m chat.client``).
+* :mod:`chat.widget`      -- the chat client as a Jupyter widget (needs ipywidgets).
 
 The load generator (``python -m benchmarks``) and the course's tools live
 outside the package: they are not part of the chat.
@@ -39,6 +43,7 @@ _EXPORTS = {
     "JoinError": "chat.client.connection",
     "ChatCore": "chat.core",
     "Limits": "chat.limits",
+    "HistoryStore": "chat.store",
     "FrameDecoder": "chat.protocol",
     "ProtocolError": "chat.protocol",
     "encode": "chat.protocol",

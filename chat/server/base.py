@@ -26,10 +26,15 @@ once, here:
   what is queued, say goodbye (a FIN), wait for the peer to hang up -- and if
   it does not, cut it off.  :meth:`ServerBase._tick` enforces the deadlines and
   the core's timeouts, once a second.
+* **The history store** (:mod:`chat.store`): relayed messages (``Store``) go to
+  its writer thread; what the core asks of it (``Fetch``) is answered on that
+  thread and handed back to the core where the engine runs it
+  (:meth:`ServerBase._from_thread`), so no engine ever waits for the disk.
 
 An engine writes how it starts and stops serving, how it sends what waits in
 the outboxes (:attr:`ServerBase._ready` lists the connections that have some),
-how it starts a close and how it aborts a connection.  The bookkeeping here is
+how it starts a close, how it aborts a connection, and how another thread
+hands it work (``_from_thread``).  The bookkeeping here is
 not thread-safe: the threaded engine calls it under its one lock; the event
 loops call it from their one thread.
 """

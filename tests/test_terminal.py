@@ -455,3 +455,94 @@ def test_screen_does_not_draw_a_prompt_when_nobody_is_typing():
     screen.prompt = "alice> "
     screen.show("bob joined")
     assert "".join(written) == "\r\x1b[Kbob joined\n"
+
+
+# --------------------------------------------------------------------------
+# The extensions: rooms, private messages, nicknames, history (PROTOCOL.md)
+
+
+def v2_peer(server, name: str) -> RawPeer:
+    """A raw peer that uses every extension; its welcome and history are read."""
+    peer = RawPeer(server.address)
+    peer.send(
+        {"type": "join", "username": name, "features": ["rooms", "private", "history", "nick"]}
+    )
+    assert peer.recv_frame()["type"] == "welcome"
+    assert peer.recv_frame()["type"] == "history"
+    return peer
+
+
+def test_piped_join_sends_the_next_lines_to_that_room(server):
+    with v2_peer(server, "alice") as alice:
+        alice.send({"type": "join_room", "room": "#rust"})
+        alice.recv_until("room_joined")
+        result = run_piped(server.address[1], "bob", "/join #rust\nhello rust\n")
+        assert result.returncode == 0, result.stderr
+        message = alice.recv_until("chat")
+    assert (message["room"], message["message"]) == ("#rust", "hello rust")
+    assert "🚪 You are in #rust now. Here: alice, bob" in result.stdout
+
+
+def test_piped_private_message_reaches_its_receiver_and_shows_as_private(server):
+    with v2_peer(server, "alice") as alice:
+        result = run_piped(server.address[1], "bob", "/msg alice psst\n")
+        received = alice.recv_until("private")
+    assert (received["from"], received["message"]) == ("bob", "psst")
+    assert re.search(r"\[\d\d:\d\d:\d\d\] 🔒 you → alice: psst", result.stdout)
+
+
+def test_piped_me_nick_rooms_and_users_do_what_they_say(server):
+    with v2_peer(server, "alice") as alice:
+        lines = "/me waves\n/nick bobby\n/rooms\n/users\n"
+        result = run_piped(server.address[1], "bob", lines)
+        action = alice.recv_until("chat")
+        assert (action["message"], action["action"]) == ("waves", True)
+        assert alice.recv_until("user_renamed")["new"] == "bobby"
+    assert re.search(r"\* bob waves", result.stdout)
+    assert "✏️ bob is now known as bobby" in result.stdout
+    assert "🏠 Rooms: #lobby (2)" in result.stdout
+    assert "👥 Online: alice, bobby" in result.stdout
+
+
+def test_piped_history_shows_earlier_messages_of_the_room(server):
+    with v2_peer(server, "alice") as alice:
+        alice.send({"type": "chat", "message": "said before bob came"})
+        alice.recv_until("chat")
+        result = run_piped(server.address[1], "bob", "/history\n")
+    assert "📜 Earlier in #lobby:" in result.stdout
+    assert re.search(r"  \[\d\d:\d\d:\d\d\] alice: said before bob came", result.stdout)
+
+
+def test_room_commands_against_a_v1_server_say_not_supported():
+    fake = FakeServer()
+    try:
+        process = subprocess.Popen(
+            client_command(fake.address[1], "bob"),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            cwd=ROOT,
+            env=ENV,
+        )
+        fake.welcome("bob")  # a v1 welcome: no "features"
+        assert process.stdin is not None and process.stdout is not None
+        process.stdin.write("/join #rust\n/msg alice hi\n/quit\n")
+        process.stdin.close()
+        output = process.stdout.read()
+        process.wait(TIMEOUT)
+    finally:
+        fake.close()
+    assert "❌ /join: Not supported by this server" in output
+    assert "❌ /msg: Not supported by this server" in output
+
+
+@needs_pty
+def test_the_prompt_names_the_room_and_lines_from_elsewhere_are_marked(server, terminal):
+    bob = terminal("bob")
+    bob.type(b"/join #rust\r")
+    bob.expect(b"bob@#rust> ")
+    with v2_peer(server, "alice") as alice:
+        alice.send({"type": "chat", "message": "in the lobby"})
+        drawn = bob.expect(b"in the lobby")
+    assert re.search(rb"\[\d\d:\d\d:\d\d\] #lobby alice: in the lobby", drawn)

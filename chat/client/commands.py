@@ -18,6 +18,8 @@ say so instead of sending anything: "/join: Not supported by this server".
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,21 +99,24 @@ def message_text(line: str) -> str:
 class Focus:
     """What a user interface remembers: the room it shows, and each room's oldest line shown.
 
-    Call :meth:`follow` with every event: the focus moves to a room once the
-    server says we are in it, and back to the lobby (or another room we are
-    in) when we leave the one shown.
+    Call :meth:`follow` with every event (on the receive thread): the focus
+    moves to a room once the server says we are in it, and back to the lobby
+    (or another room we are in) when we leave the one shown.  ``/join``,
+    ``/leave`` and ``/nick`` wait (briefly) for their answer, so that the next
+    line typed -- or piped: a script sends its lines at once -- goes to the
+    right room, under the right name.
     """
 
     room: str = LOBBY
     oldest: dict[str, int] = field(default_factory=dict)  # room key -> smallest id shown
-    joining: str | None = None  # a room asked for with /join, until the server answers
+    asked: str | None = None  # the answer we wait for: "room_joined", "room_left" ...
+    answered: threading.Event = field(default_factory=threading.Event)
 
     def follow(self, event: dict[str, Any], client: ChatClient) -> None:
         kind = event.get("type")
         room = event.get("room")
         if kind == "room_joined" and isinstance(room, str):
-            if self.joining is not None and room_key(room) == room_key(self.joining):
-                self.room, self.joining = room, None
+            self.room = room  # a room joined is the room shown
         elif (
             kind == "room_left" and isinstance(room, str) and room_key(room) == room_key(self.room)
         ):
@@ -123,10 +128,20 @@ class Focus:
                 self.seen(room, min(ids))
         elif kind == "chat" and isinstance(event.get("id"), int):
             self.seen(room if isinstance(room, str) else LOBBY, event["id"])
+        if self.asked is not None and kind in (self.asked, "error", "disconnected"):
+            self.asked = None  # the answer, or the refusal (an error), came
+            self.answered.set()
 
     def seen(self, room: str, message_id: int) -> None:
         key = room_key(room)
         self.oldest[key] = min(self.oldest.get(key, message_id), message_id)
+
+    def ask(self, answer: str, send: Callable[[], None], timeout: float) -> None:
+        """Send a request, then wait (at most ``timeout``) for ``answer`` or an error."""
+        self.answered.clear()
+        self.asked = answer
+        send()
+        self.answered.wait(timeout)
 
 
 def execute(command: Command, client: ChatClient, focus: Focus) -> str | None:
@@ -154,11 +169,10 @@ def _execute(command: Command, client: ChatClient, focus: Focus) -> str | None:
         if arg in client.roster:
             focus.room = client.roster.name_of(arg)  # already there: look at it
             return None
-        focus.joining = arg
-        client.join_room(arg)
+        focus.ask("room_joined", lambda: client.join_room(arg), client.timeout)
         return None
     if name == "leave":
-        client.leave_room(arg or focus.room)
+        focus.ask("room_left", lambda: client.leave_room(arg or focus.room), client.timeout)
         return None
     if name == "rooms":
         client.list_rooms()
@@ -183,7 +197,7 @@ def _execute(command: Command, client: ChatClient, focus: Focus) -> str | None:
     if name == "nick":
         if not arg:
             return f"{ERROR} Usage: /nick NAME"
-        client.rename(arg)
+        focus.ask("user_renamed", lambda: client.rename(arg), client.timeout)
         return None
     if name == "history":
         client.request_history(focus.room, before=focus.oldest.get(room_key(focus.room)))

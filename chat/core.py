@@ -374,7 +374,7 @@ class ChatCore:
         if peer.username is None:
             return self._refuse(peer, 'Join first: send {"type": "join", "username": ...}')
         feature = protocol.FEATURE_OF_TYPE.get(kind)
-        if kind == "chat" and message.get("room", LOBBY) != LOBBY:
+        if kind == "chat" and room_key(message.get("room", LOBBY)) != self._lobby.key:
             feature = "rooms"  # any room but the lobby
         if feature is not None and feature not in peer.features:
             return self._refuse(

@@ -237,3 +237,58 @@ def test_a_stopped_servers_history_is_gone_with_db_memory(make_server):
         carol.send({"type": "join", "username": "carol", "features": ["history"]})
         carol.recv_frame()
         assert carol.recv_frame()["messages"] == []
+
+
+@pytest.mark.parametrize(
+    ("frame", "answer"),
+    [
+        ({"type": "users", "room": "#nowhere"}, "No such room: #nowhere"),
+        ({"type": "join_room", "room": "rust"}, "Invalid room name 'rust'"),
+        ({"type": "join_room", "room": "#" + "x" * 21}, "Invalid room name"),
+        ({"type": "chat", "message": "hi", "room": "#rust"}, "You are not in #rust"),
+        ({"type": "leave_room", "room": "#rust"}, "You are not in #rust"),
+        ({"type": "private", "to": "alice", "message": "me"}, "to yourself"),
+        ({"type": "private", "to": "nobody", "message": "hi"}, "No such user: nobody"),
+        ({"type": "private", "to": "old", "message": "hi"}, "cannot receive private messages"),
+        ({"type": "history", "room": "#lobby", "before": "soon"}, "History needs 'before'"),
+        ({"type": "history", "room": "#lobby", "before": -1}, "History needs 'before'"),
+        ({"type": "history", "room": "#lobby", "before": 9, "limit": 0}, "'limit' must be"),
+        ({"type": "history", "room": "#rust", "before": 9}, "You are not in #rust"),
+        ({"type": "nick", "username": "OLD"}, "Username already taken"),
+        ({"type": "nick", "username": "no spaces"}, "Invalid username"),
+        ({"type": "join", "username": "x", "features": "rooms"}, "Features must be a list"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value["type"],
+)
+def test_bad_input_for_every_new_field_gets_a_clear_error_and_the_connection_stays(
+    server, frame, answer
+):
+    with RawPeer(server.address) as old:
+        old.join("old")
+        with v2(server.address, "alice") as alice:
+            alice.send(frame)
+            error = alice.recv_until("error")
+            assert answer in error["message"]
+            alice.send({"type": "ping"})
+            assert alice.recv_until("pong") == {"type": "pong"}
+
+
+def test_too_many_rooms_are_refused_on_the_wire(make_server):
+    server = make_server(Limits(rate_limit=0, max_rooms_per_user=3, max_rooms=3))
+    with v2(server.address, "alice") as alice, v2(server.address, "bob") as bob:
+        alice.send({"type": "join_room", "room": "#one"})
+        alice.send({"type": "join_room", "room": "#two"})
+        alice.send({"type": "join_room", "room": "#three"})
+        assert alice.recv_until("error")["message"] == "Too many rooms: at most 3 each"
+        bob.send({"type": "join_room", "room": "#four"})
+        assert bob.recv_until("error")["message"] == "Too many rooms on this server (3)"
+
+
+def test_a_huge_history_limit_is_lowered_not_refused(make_server):
+    server = make_server(Limits(rate_limit=0))
+    with v2(server.address, "alice", ["history"]) as alice:
+        for n in range(250):
+            alice.send({"type": "chat", "message": f"m{n}"})
+        alice.send({"type": "history", "room": "#lobby", "before": 2**53 - 1, "limit": 10**9})
+        page = alice.recv_until("history")
+    assert len(page["messages"]) == 200 and page["more"] is True

@@ -93,9 +93,9 @@ def format_event(
         receiver = "you" if event.get("to") == me else receiver
         return f"[{clock_time(event.get('timestamp'))}] {PRIVATE} {sender} → {receiver}: {text}"
     if kind == "user_joined":
-        return f"{JOINED} {text or name + ' joined the chat'}"
+        return f"{JOINED} {_where(event, room, text)}{text or name + ' joined the chat'}"
     if kind == "user_left":
-        return f"{LEFT} {text or name + ' left the chat'}"
+        return f"{LEFT} {_where(event, room, text)}{text or name + ' left the chat'}"
     if kind == "welcome":
         users = event.get("users")
         online = ", ".join(safe_text(u) for u in users) if isinstance(users, list) else "?"
@@ -155,6 +155,14 @@ def format_history(event: dict[str, Any], *, room: str | None = None) -> str | N
     if event.get("more") is True:
         lines.append(f"  {HISTORY} (older messages: /history)")
     return "\n".join(lines)
+
+
+def _where(event: dict[str, Any], room: str | None, text: str) -> str:
+    """``#rust `` before news from a room other than the one shown (unless it names it)."""
+    where = event.get("room")
+    if room is None or not isinstance(where, str) or room_key(where) == room_key(room):
+        return ""
+    return "" if where in text else f"{safe_text(where)} "
 
 
 def _names(users: Any) -> str:

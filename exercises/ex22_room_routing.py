@@ -104,5 +104,5 @@ class Rooms:
         """What to send when ``sender`` says ``message`` in ``room`` (None: the lobby)."""
         # TODO: find the Room in self._rooms (by room_key; None means LOBBY).  Not found,
         #       or the sender not among its members: return [Send((sender,), the error)].
-        #       Else: return [Send(its members, in order, self.relay(sender, found, message))].
+        #       Else: [Send(the Room's members, in order, self.relay(sender, the Room, message))].
         raise NotImplementedError("TODO: write Rooms.route()")

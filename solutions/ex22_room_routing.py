@@ -105,7 +105,7 @@ class Rooms:
         ### BEGIN SOLUTION
         ### TODO: find the Room in self._rooms (by room_key; None means LOBBY).  Not found,
         ###       or the sender not among its members: return [Send((sender,), the error)].
-        ###       Else: return [Send(its members, in order, self.relay(sender, found, message))].
+        ###       Else: [Send(the Room's members, in order, self.relay(sender, the Room, message))].
         name = LOBBY if room is None else room
         found = self._rooms.get(room_key(name))
         # One test covers both refusals: a room that does not exist has no

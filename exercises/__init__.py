@@ -1,4 +1,4 @@
-"""Your exercises: 21 small ones, each with one ``TODO`` for you to write.
+"""Your exercises: small ones, each with one ``TODO`` for you to write.
 
 Work on them in order; each names the notebook that teaches it.  The checker
 shows where you are::
@@ -11,6 +11,7 @@ shows where you are::
 Each ``exNN_name.py`` here was generated from the reference answer in
 ``solutions/exNN_name.py`` by ``tools/make_exercises.py``; the tests in
 ``tests/exercises/`` check either.  Edit the files here freely: they are yours.
-The last one, ``ex21_capstone_server``, puts your pieces together into a chat
-server that the conformance tester (``python -m conformance``) checks.
+``ex21_capstone_server`` puts your pieces together into a chat server that
+the conformance tester (``python -m conformance``) checks; the ones after it
+are pieces of the extensions (notebook 10 and later).
 """

@@ -551,6 +551,78 @@ The conformance tester's reason for a failed stage names what it expected;
 python -m conformance 127.0.0.1 PORT --verbose shows every frame.
 """,
     ),
+    "ex22_room_routing": (
+        """
+Two questions, in this order: which room is meant, and is the sender in it?
+Only a yes to the second earns a message id and a Send to anybody but the
+sender.
+""",
+        """
+name = LOBBY if room is None else room.  Look the room up with
+self._rooms.get(room_key(name)): None when nobody is in it.  If it is None or
+sender is not in its members, return a list with one Send to (sender,) of
+{"type": "error", "message": f"You are not in {name}"}.  Otherwise call
+self.relay(sender, the Room, message) -- only now, so a refusal costs no id --
+and send that frame to tuple(the Room's members): a dict keeps the order they
+entered.
+""",
+        """
+        name = LOBBY if room is None else room
+        found = self._rooms.get(room_key(name))
+        if found is None or sender not in found.members:
+            return [Send((sender,), {"type": "error", "message": f"You are not in {name}"})]
+        frame = self.relay(sender, found, message)
+        return [Send(tuple(found.members), frame)]
+""",
+    ),
+    "ex23_history_query": (
+        """
+The page you want is the one *nearest* to before, not the oldest in the room.
+Which way must the rows be sorted for LIMIT to keep those?  And how can the
+query itself tell you that older rows exist, without counting them?
+""",
+        """
+WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?, with the values passed as
+a tuple, (room, before, limit + 1) -- before replaced by NEWEST when it is
+None.  fetchall() gives at most limit + 1 rows, newest first: more is
+len(rows) > limit.  Keep rows[:limit], turn them round (reversed), and make
+each a frame with frame_of.  Never put room into the SQL text with an
+f-string: the tests send a room named "#x' OR '1'='1".
+""",
+        """
+    below = NEWEST if before is None else before
+    rows = db.execute(
+        f"SELECT {COLUMNS} FROM messages WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        (room, below, limit + 1),
+    ).fetchall()
+    more = len(rows) > limit
+    return [frame_of(row) for row in reversed(rows[:limit])], more
+
+(COLUMNS is the module's own constant, so formatting it in is safe; every
+value from a user is a "?".)
+""",
+    ),
+    "ex24_feature_negotiation": (
+        """
+A join without "features" and a join with "features": [] are different
+clients.  Which one must never see a field that v1 does not define?
+""",
+        """
+Build the v1 welcome first: v1_welcome(join["username"], users).  If
+"features" is not in join, that is the whole answer, with frozenset().
+Otherwise add welcome["features"] = list(offered) (what the server offers,
+whatever the client asked for) and welcome["rooms"] = [LOBBY]; the features
+in use are the intersection of the two sides: frozenset(...) & frozenset(...).
+""",
+        """
+    welcome = v1_welcome(join["username"], users)
+    if "features" not in join:
+        return welcome, frozenset()
+    welcome["features"] = list(offered)
+    welcome["rooms"] = [LOBBY]
+    return welcome, frozenset(join["features"]) & frozenset(offered)
+""",
+    ),
 }
 
 #: The likely cause of a loop that spins, for the exercises that have one.

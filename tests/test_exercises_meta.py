@@ -68,7 +68,13 @@ PLAN = [
     "ex19_nonblocking",
     "ex20_selectors_loop",
     "ex21_capstone_server",
+    "ex22_room_routing",
+    "ex23_history_query",
+    "ex24_feature_negotiation",
 ]
+
+#: The capstone: the exercise whose checker runs the conformance tester.
+CAPSTONE = "ex21_capstone_server"
 
 #: What a copy of the project needs for the exercises, their tests and the checker.
 PROJECT_FILES = [
@@ -280,6 +286,32 @@ def test_a_name_claim_without_the_lock_fails_a_test(tmp_path):
     assert "FAIL  claim waits while another thread holds the lock" in result.stdout
 
 
+def test_a_history_query_built_with_an_f_string_fails_the_injection_test(tmp_path):
+    # Notebook 10's warning: the room name pasted into the SQL text.
+    project = make_project(tmp_path)
+    answer(
+        project,
+        "ex23_history_query",
+        """WHERE room = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        (room, below, limit + 1),""",
+        """WHERE room = '{room}' AND id < ? ORDER BY id DESC LIMIT ?",
+        (below, limit + 1),""",
+    )
+    result = checker(project, "23")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  an injection attempt in the room name is only text" in result.stdout
+    assert "pass  each message comes back exactly as it was stored" in result.stdout
+
+
+def test_a_history_query_that_takes_the_rooms_first_messages_fails(tmp_path):
+    # Notebook 10's other warning: ORDER BY id LIMIT n pages from the wrong end.
+    project = make_project(tmp_path)
+    answer(project, "ex23_history_query", "ORDER BY id DESC", "ORDER BY id")
+    result = checker(project, "23")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  before gives the messages just below it not the rooms first" in result.stdout
+
+
 # -- the checker, as a learner sees it
 
 
@@ -456,12 +488,12 @@ def test_the_capstone_is_checked_by_the_conformance_tester(tmp_path):
     assert "The conformance tester (python -m conformance) against your server:" in out
     for number, title in [(1, "connect and join"), (6, "robustness")]:
         assert re.search(rf"stage {number}  {title} +pass", out), out
-    assert "That was the last exercise." in out
+    assert "next: ex22_room_routing -- read notebook 10_extensions" in out
 
 
 @pytest.mark.slow
 def test_the_capstone_stub_fails_every_stage_and_points_to_the_method(tmp_path):
-    project = make_project(tmp_path, solved=tuple(n for n in EXERCISES if n != PLAN[-1]))
+    project = make_project(tmp_path, solved=tuple(n for n in EXERCISES if n != CAPSTONE))
     result = checker(project, "21")
     out = result.stdout
     assert result.returncode == 1, out + result.stderr

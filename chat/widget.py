@@ -7,25 +7,60 @@
     ChatWidget("localhost", 12345, "alice")   # a client for a server you started
     demo()                                    # a server of its own, alice and bob side by side
 
-A :class:`ChatWidget` is an ipywidgets ``VBox``: a status line, the message log
-next to the list of who is online, and an input with a Send button.  Below it
-sits the same :class:`chat.client.ChatClient` the terminal program uses, and
-the lines it shows are worded by :mod:`chat.client.display` and the slash commands
-parsed by :mod:`chat.client.commands`, so both user interfaces behave alike.  This is
-the only module of the package that needs anything outside the standard
-library (``pip install ipywidgets``).
+A :class:`ChatWidget` is an ipywidgets ``VBox``: a status line (your name, the
+room shown, the connection), the list of your rooms and conversations above
+the list of who is there, the message log, and an input with a Send button.
+Below it sits the same :class:`chat.client.ChatClient` the terminal program
+uses; the lines it shows are worded by :mod:`chat.client.display`, and the
+slash commands are parsed and carried out by :mod:`chat.client.commands`
+(``execute``), so both user interfaces behave alike: what is the widget's own
+is where things are shown.  This is the only module of the package that needs
+anything outside the standard library (``pip install ipywidgets``).
+
+Rooms, private conversations, history
+-------------------------------------
+The protocol's extensions (``PROTOCOL.md``), as a chat window shows them:
+
+* **The room list.**  An entry per room you are in (``/join #rust`` adds one
+  and shows it; ``/leave`` removes it), the one shown highlighted.  Each room
+  keeps its own log, so a message lands in its room's log whatever is shown;
+  a room not shown counts its unread messages on its entry (``#rust (3)``).
+  Click an entry to show that room (or call :meth:`ChatWidget.show`).  A line
+  you type goes to the room shown.
+* **Private conversations.**  Each peer you exchange private messages with
+  gets an entry like a room (``🔒 bob``), with its own log and unread count.
+  ``/msg bob hi`` shows the conversation once the server relays the message;
+  while a conversation is shown, what you type goes to that peer alone.  When
+  the peer takes another name, the conversation follows it.
+* **Load older messages.**  A room sends its latest 50 messages when you
+  enter; the button above the log (or ``/history``) asks for the page before
+  the oldest line shown (``Focus.oldest``).  Each message is placed by its id
+  -- a page older than the log goes on top, one that overlaps what arrived
+  live goes between -- and shown once, however often a page is asked for.
+* **Your name** is in the header; ``/nick`` changes it.
+* **A v1 server** (its welcome offers no ``features``): the list shows the
+  lobby alone, there is no history button, and ``/join``, ``/msg``,
+  ``/nick``, ``/history`` answer "Not supported by this server", in the
+  terminal's words.  Chat works as before.
+
+Each log keeps its newest ``max_lines`` lines (500 by default), so once a log
+is full, older messages no longer fit in it: the button says so instead of
+asking for them.  At most 50 conversations are kept; a new one pushes out the
+oldest.
 
 Four kinds of thread touch a widget
 -----------------------------------
 * The kernel's **main thread** runs your cells.
-* A **browser event** -- Enter in the box, a click on Send -- is a message to
-  the kernel, and ipywidgets calls our handler for it on whichever thread the
-  kernel handles that message: the main thread between cells, or a
-  *subshell's* thread, even while a cell runs (next section).  A handler never
-  waits on the network: it only puts a job on a queue.
+* A **browser event** -- Enter in the box, a click on Send or on the list --
+  is a message to the kernel, and ipywidgets calls our handler for it on
+  whichever thread the kernel handles that message: the main thread between
+  cells, or a *subshell's* thread, even while a cell runs (next section).  A
+  handler never waits on the network: it puts a job on a queue, or changes
+  what is shown.
 * The widget's **sender thread** takes jobs off that queue, in order, and does
   the network calls that may wait: connect (up to ``timeout`` seconds when a
-  server does not answer), send, ``/ping`` (a round trip), ``/quit``.
+  server does not answer), send, the commands (``/ping`` waits for a round
+  trip), ``/quit``.
 * The client's **receive thread** (see :mod:`chat.client`) gets every message
   from the server and hands it to :meth:`ChatWidget._on_event`.
 
@@ -90,13 +125,26 @@ thread touches is guarded by one lock, ``ChatWidget._lock``:
   sender thread's end signal would never run) and ``connect`` does nothing;
   lines submitted before it are sent first.
 * Every change to what the widget shows goes through
-  :meth:`ChatWidget._update`.  Appending a line is a read-modify-write (take
-  the lines, add one, set the HTML); two threads doing it at once could lose
-  a line.
+  :meth:`ChatWidget._render`, under the lock.  Appending a line is a
+  read-modify-write (take the lines, add one, set the HTML); two threads
+  doing it at once could lose a line.  And a redraw reads which room is shown,
+  then writes the log, the list and the header: a click on the list handled
+  in between would leave one room highlighted and another's log shown.
+* The rooms and conversations -- their logs, unread counts, which one is
+  shown -- are changed by the receive thread (messages), by clicks on the
+  list (the main thread or a subshell's), by cells (:meth:`~ChatWidget.show`)
+  and by the sender thread (a command's answer): all under the lock.
+* The :class:`~chat.client.commands.Focus` (the room shown, a ``/join``
+  under way) is changed by :func:`~chat.client.commands.execute` on the
+  sender thread too, which cannot hold the lock (it may wait for the
+  network).  So the widget's focus takes the lock for every change itself:
+  a ``/join`` never lands in the middle of the receive thread answering the
+  one before.
 
 Nothing slow happens under the lock (no network, no waiting for a thread), so
-no thread waits for it noticeably.  ``tests/test_widget.py`` drives each of
-these races from two threads.
+no thread waits for it noticeably.  ``tests/test_widget.py`` drives these
+races from two threads (a click and a line handled at the same microsecond,
+round after round, among them).
 
 Two more rules for threads:
 
@@ -112,9 +160,11 @@ Two more rules for threads:
 Tested, and supported by design
 -------------------------------
 Tested in CI: the versions ``requirements.txt`` installs, in headless
-Chromium with ``commsOverSubshells`` at its default and ``disabled``
-(``tests/test_browser.py``), and the widget driven from several threads in
-code, without a browser (``tests/test_widget.py``).  Supported by design, not
+Chromium with ``commsOverSubshells`` at its default and ``disabled``, and
+the room list and a private conversation used by clicks and typing
+(``tests/test_browser.py``); and the widget driven from several threads in
+code, without a browser, against our server and a v1 one
+(``tests/test_widget.py``).  Supported by design, not
 tested: setups without subshells -- ipykernel 6 (6.29 or later, which
 ``requirements.txt`` allows), JupyterLab 4.2 and 4.3 -- where every handler
 runs on the main thread between cells, as with ``disabled``; and
@@ -125,14 +175,16 @@ Safety: everything a peer sent (names, messages, the server's own words) goes
 through :func:`chat.client.display.safe_text` -- control characters become visible
 symbols -- and then :func:`html.escape`, because the ``HTML`` widget assigns
 its value to ``innerHTML``: an unescaped ``<img src=x onerror=alert(1)>`` from
-a peer would run script in your browser.  Only this module writes tags.
+a peer would run script in your browser.  Only this module writes tags.  The
+list's entries are ``Button`` widgets, whose label the browser shows as text
+(never markup); a peer's name goes in without its control characters.
 
-The log keeps the last ``max_lines`` lines (500 by default) and is rebuilt as
-one HTML value on every change -- simple, and cheap at chat speed (the server
-allows each sender a few messages a second).  It scrolls by itself: the log's
-box uses CSS ``flex-direction: column-reverse``, for which the browser measures
-the scroll position from the bottom.  At the bottom, new lines stay in view;
-scroll up to read and the view stays where you put it.
+The log shown is rebuilt as one HTML value on every change -- simple, and
+cheap at chat speed (the server allows each sender a few messages a second).
+It scrolls by itself: the log's box uses CSS ``flex-direction:
+column-reverse``, for which the browser measures the scroll position from the
+bottom.  At the bottom, new lines stay in view; scroll up to read and the view
+stays where you put it.
 
 Enter sends.  The input is an ipywidgets ``Text`` with ``continuous_update=False``
 whose ``value`` we observe (ipywidgets 8 deprecates ``on_submit``).  The
@@ -448,9 +500,9 @@ class ChatWidget(widgets.VBox):
         self.input.observe(self._on_input, names="value")
         self.send_button.on_click(self._on_send_click)
         self.older_button.on_click(lambda _button: self.load_older())
-        sidebar = widgets.VBox(
+        sidebar = widgets.VBox(  # as high as the log and its button beside it
             [self.room_list, self.users_view],
-            layout=widgets.Layout(width=_SIDEBAR_WIDTH, height=_LOG_HEIGHT, flex="0 0 auto"),
+            layout=widgets.Layout(width=_SIDEBAR_WIDTH, flex="0 0 auto"),
         )
         main = widgets.VBox(
             [self.older_button, self.log_view], layout=widgets.Layout(flex="1 1 auto", width="auto")

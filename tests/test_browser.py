@@ -5,6 +5,10 @@ is the demo (``from chat.widget import demo; demo()``), run it, type into
 alice's box, press Enter -- and the message must show in bob's log as the
 browser renders it.  A screenshot lands in ``test-artifacts/`` (ignored by git).
 
+Another run uses the room list and a private conversation as a person
+would: commands typed in the box, clicks on the list's entries, and each
+message landing in its own room's or conversation's log.
+
 Two more runs measure which thread handles a widget event while a cell is
 busy, with JupyterLab's default ``commsOverSubshells`` setting and with it
 ``disabled`` (see ``chat.widget``'s docstring): if the installed versions

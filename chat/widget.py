@@ -7,25 +7,60 @@
     ChatWidget("localhost", 12345, "alice")   # a client for a server you started
     demo()                                    # a server of its own, alice and bob side by side
 
-A :class:`ChatWidget` is an ipywidgets ``VBox``: a status line, the message log
-next to the list of who is online, and an input with a Send button.  Below it
-sits the same :class:`chat.client.ChatClient` the terminal program uses, and
-the lines it shows are worded by :mod:`chat.client.display` and the slash commands
-parsed by :mod:`chat.client.commands`, so both user interfaces behave alike.  This is
-the only module of the package that needs anything outside the standard
-library (``pip install ipywidgets``).
+A :class:`ChatWidget` is an ipywidgets ``VBox``: a status line (your name, the
+room shown, the connection), the list of your rooms and conversations above
+the list of who is there, the message log, and an input with a Send button.
+Below it sits the same :class:`chat.client.ChatClient` the terminal program
+uses; the lines it shows are worded by :mod:`chat.client.display`, and the
+slash commands are parsed and carried out by :mod:`chat.client.commands`
+(``execute``), so both user interfaces behave alike: what is the widget's own
+is where things are shown.  This is the only module of the package that needs
+anything outside the standard library (``pip install ipywidgets``).
+
+Rooms, private conversations, history
+-------------------------------------
+The protocol's extensions (``PROTOCOL.md``), as a chat window shows them:
+
+* **The room list.**  An entry per room you are in (``/join #rust`` adds one
+  and shows it; ``/leave`` removes it), the one shown highlighted.  Each room
+  keeps its own log, so a message lands in its room's log whatever is shown;
+  a room not shown counts its unread messages on its entry (``#rust (3)``).
+  Click an entry to show that room (or call :meth:`ChatWidget.show`).  A line
+  you type goes to the room shown.
+* **Private conversations.**  Each peer you exchange private messages with
+  gets an entry like a room (``🔒 bob``), with its own log and unread count.
+  ``/msg bob hi`` shows the conversation once the server relays the message;
+  while a conversation is shown, what you type goes to that peer alone.  When
+  the peer takes another name, the conversation follows it.
+* **Load older messages.**  A room sends its latest 50 messages when you
+  enter; the button above the log (or ``/history``) asks for the page before
+  the oldest line shown (``Focus.oldest``).  Each message is placed by its id
+  -- a page older than the log goes on top, one that overlaps what arrived
+  live goes between -- and shown once, however often a page is asked for.
+* **Your name** is in the header; ``/nick`` changes it.
+* **A v1 server** (its welcome offers no ``features``): the list shows the
+  lobby alone, there is no history button, and ``/join``, ``/msg``,
+  ``/nick``, ``/history`` answer "Not supported by this server", in the
+  terminal's words.  Chat works as before.
+
+Each log keeps its newest ``max_lines`` lines (500 by default), so once a log
+is full, older messages no longer fit in it: the button says so instead of
+asking for them.  At most 50 conversations are kept; a new one pushes out the
+oldest.
 
 Four kinds of thread touch a widget
 -----------------------------------
 * The kernel's **main thread** runs your cells.
-* A **browser event** -- Enter in the box, a click on Send -- is a message to
-  the kernel, and ipywidgets calls our handler for it on whichever thread the
-  kernel handles that message: the main thread between cells, or a
-  *subshell's* thread, even while a cell runs (next section).  A handler never
-  waits on the network: it only puts a job on a queue.
+* A **browser event** -- Enter in the box, a click on Send or on the list --
+  is a message to the kernel, and ipywidgets calls our handler for it on
+  whichever thread the kernel handles that message: the main thread between
+  cells, or a *subshell's* thread, even while a cell runs (next section).  A
+  handler never waits on the network: it puts a job on a queue, or changes
+  what is shown.
 * The widget's **sender thread** takes jobs off that queue, in order, and does
   the network calls that may wait: connect (up to ``timeout`` seconds when a
-  server does not answer), send, ``/ping`` (a round trip), ``/quit``.
+  server does not answer), send, the commands (``/ping`` waits for a round
+  trip), ``/quit``.
 * The client's **receive thread** (see :mod:`chat.client`) gets every message
   from the server and hands it to :meth:`ChatWidget._on_event`.
 
@@ -90,13 +125,26 @@ thread touches is guarded by one lock, ``ChatWidget._lock``:
   sender thread's end signal would never run) and ``connect`` does nothing;
   lines submitted before it are sent first.
 * Every change to what the widget shows goes through
-  :meth:`ChatWidget._update`.  Appending a line is a read-modify-write (take
-  the lines, add one, set the HTML); two threads doing it at once could lose
-  a line.
+  :meth:`ChatWidget._render`, under the lock.  Appending a line is a
+  read-modify-write (take the lines, add one, set the HTML); two threads
+  doing it at once could lose a line.  And a redraw reads which room is shown,
+  then writes the log, the list and the header: a click on the list handled
+  in between would leave one room highlighted and another's log shown.
+* The rooms and conversations -- their logs, unread counts, which one is
+  shown -- are changed by the receive thread (messages), by clicks on the
+  list (the main thread or a subshell's), by cells (:meth:`~ChatWidget.show`)
+  and by the sender thread (a command's answer): all under the lock.
+* The :class:`~chat.client.commands.Focus` (the room shown, a ``/join``
+  under way) is changed by :func:`~chat.client.commands.execute` on the
+  sender thread too, which cannot hold the lock (it may wait for the
+  network).  So the widget's focus takes the lock for every change itself:
+  a ``/join`` never lands in the middle of the receive thread answering the
+  one before.
 
 Nothing slow happens under the lock (no network, no waiting for a thread), so
-no thread waits for it noticeably.  ``tests/test_widget.py`` drives each of
-these races from two threads.
+no thread waits for it noticeably.  ``tests/test_widget.py`` drives these
+races from two threads (a click and a line handled at the same microsecond,
+round after round, among them).
 
 Two more rules for threads:
 
@@ -112,9 +160,11 @@ Two more rules for threads:
 Tested, and supported by design
 -------------------------------
 Tested in CI: the versions ``requirements.txt`` installs, in headless
-Chromium with ``commsOverSubshells`` at its default and ``disabled``
-(``tests/test_browser.py``), and the widget driven from several threads in
-code, without a browser (``tests/test_widget.py``).  Supported by design, not
+Chromium with ``commsOverSubshells`` at its default and ``disabled``, and
+the room list and a private conversation used by clicks and typing
+(``tests/test_browser.py``); and the widget driven from several threads in
+code, without a browser, against our server and a v1 one
+(``tests/test_widget.py``).  Supported by design, not
 tested: setups without subshells -- ipykernel 6 (6.29 or later, which
 ``requirements.txt`` allows), JupyterLab 4.2 and 4.3 -- where every handler
 runs on the main thread between cells, as with ``disabled``; and
@@ -125,14 +175,16 @@ Safety: everything a peer sent (names, messages, the server's own words) goes
 through :func:`chat.client.display.safe_text` -- control characters become visible
 symbols -- and then :func:`html.escape`, because the ``HTML`` widget assigns
 its value to ``innerHTML``: an unescaped ``<img src=x onerror=alert(1)>`` from
-a peer would run script in your browser.  Only this module writes tags.
+a peer would run script in your browser.  Only this module writes tags.  The
+list's entries are ``Button`` widgets, whose label the browser shows as text
+(never markup); a peer's name goes in without its control characters.
 
-The log keeps the last ``max_lines`` lines (500 by default) and is rebuilt as
-one HTML value on every change -- simple, and cheap at chat speed (the server
-allows each sender a few messages a second).  It scrolls by itself: the log's
-box uses CSS ``flex-direction: column-reverse``, for which the browser measures
-the scroll position from the bottom.  At the bottom, new lines stay in view;
-scroll up to read and the view stays where you put it.
+The log shown is rebuilt as one HTML value on every change -- simple, and
+cheap at chat speed (the server allows each sender a few messages a second).
+It scrolls by itself: the log's box uses CSS ``flex-direction:
+column-reverse``, for which the browser measures the scroll position from the
+bottom.  At the bottom, new lines stay in view; scroll up to read and the view
+stays where you put it.
 
 Enter sends.  The input is an ipywidgets ``Text`` with ``continuous_update=False``
 whose ``value`` we observe (ipywidgets 8 deprecates ``on_submit``).  The
@@ -156,7 +208,6 @@ import queue
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -168,17 +219,24 @@ except ImportError as exc:  # the rest of the package needs only the standard li
     ) from exc
 
 from chat.client import ChatClient, ChatError
-from chat.client.commands import HELP_TEXT, message_text, parse_command
+from chat.client.commands import (
+    HELP_TEXT,
+    Command,
+    Focus,
+    execute,
+    message_text,
+    parse_command,
+)
 from chat.client.display import (
+    ERROR,
     clock_time,
+    format_chat,
     format_event,
-    format_pong,
     format_unknown_command,
-    format_users,
     safe_text,
 )
 from chat.limits import KEEPALIVE_INTERVAL
-from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
+from chat.protocol import DEFAULT_HOST, DEFAULT_PORT, LOBBY, room_key
 from chat.server import ChatServer
 
 __all__ = ["CONNECTED", "CONNECTING", "DISCONNECTED", "ChatDemo", "ChatWidget", "demo"]
@@ -187,8 +245,15 @@ CONNECTING = "connecting"
 CONNECTED = "connected"
 DISCONNECTED = "disconnected"
 
-#: Lines the log keeps; older ones scroll away for good.
+#: Lines each room's (and each conversation's) log keeps; older ones scroll away.
 MAX_LINES = 500
+
+#: Private conversations kept at once; a new one pushes out the oldest (not the one shown).
+MAX_CONVERSATIONS = 50
+
+#: Commands that act on "the room shown" (``/leave`` when given no room): meaningless
+#: while a private conversation is shown (private messages have no actions, no history).
+_ROOM_COMMANDS = ("me", "history", "leave")
 
 # Inline styles: the widget brings no stylesheet.  JupyterLab's theme variables
 # (with a fallback after the comma) keep it readable in light and dark themes.
@@ -206,6 +271,7 @@ _STYLES = {
 _STATUS = {CONNECTING: "🟡", CONNECTED: "🟢", DISCONNECTED: "🔴"}
 _BORDER = "1px solid var(--jp-border-color2,#ccc)"
 _LOG_HEIGHT = "260px"
+_SIDEBAR_WIDTH = "132px"
 
 
 def _escape(value: Any) -> str:
@@ -216,12 +282,127 @@ def _escape(value: Any) -> str:
 class _Line(NamedTuple):
     html: str  # what the log shows
     text: str  # the same as plain text, for log_text()
+    id: int | None = None  # the message id, for a chat or private message
 
 
-def _line(kind: str, text: str, inner_html: str | None = None) -> _Line:
+def _line(kind: str, text: str, inner_html: str | None = None, id: int | None = None) -> _Line:
     """One log line of plain ``text``, escaped here; or ``inner_html``, escaped by the caller."""
     inner = html.escape(text) if inner_html is None else inner_html
-    return _Line(f'<div class="chat-{kind}" style="{_LINE};{_STYLES[kind]}">{inner}</div>', text)
+    return _Line(
+        f'<div class="chat-{kind}" style="{_LINE};{_STYLES[kind]}">{inner}</div>', text, id
+    )
+
+
+def _message_html(event: dict[str, Any], name: Any, *, mark: str = "") -> str:
+    """A chat or private message as HTML: every piece of peer text escaped here.
+
+    ``mark`` goes between the time and the name: a room's name for a message
+    from another room, 🔒 for a private one.
+    """
+    when = f'<span style="opacity:0.6">[{clock_time(event.get("timestamp"))}]</span> '
+    mark = f"{_escape(mark)} " if mark else ""
+    text = event.get("message", "")
+    if event.get("action") is True:
+        return f"{when}{mark}<i>* {_escape(name)} {_escape(text)}</i>"
+    return f"{when}{mark}<b>{_escape(name)}</b>: {_escape(text)}"
+
+
+def _room_view(room: str) -> str:
+    """The key of a room's view: its name without regard to case (``#rust``)."""
+    return room_key(room)
+
+
+def _peer_view(name: str) -> str:
+    """The key of a private conversation: ``@`` and the peer's name without regard to case.
+
+    Room keys start with ``#`` and names cannot, so the two never collide --
+    not even when a rogue server sends a private message "from" ``#lobby``.
+    """
+    return "@" + name.casefold()
+
+
+class _View:
+    """What the widget keeps of one room or one private conversation.
+
+    ``lines`` is the log, oldest first, at most ``max_lines`` long; ``ids``
+    the message ids in it, so that nothing is shown twice (a history page
+    that overlaps what arrived live, a page asked for twice).  ``more``: the
+    server said it has messages older than the oldest page we have.
+    """
+
+    __slots__ = ("ids", "lines", "more", "name", "private", "unread")
+
+    def __init__(self, name: str, *, private: bool = False) -> None:
+        self.name = name  # a room's name as the server spells it, or the peer's name
+        self.private = private
+        self.lines: list[_Line] = []
+        self.ids: set[int] = set()
+        self.unread = 0
+        self.more = False
+
+    def append(self, line: _Line, max_lines: int) -> bool:
+        """Add a line at the bottom; False if its message is shown already."""
+        if line.id is not None:
+            if line.id in self.ids:
+                return False
+            self.ids.add(line.id)
+        self.lines.append(line)
+        self._trim(max_lines)
+        return True
+
+    def place(self, page: dict[int, _Line], more: bool, max_lines: int) -> None:
+        """Put a page of history (by id) where the ids say, each message once.
+
+        Messages older than every one shown go on top, as a block, above the
+        lines without ids too (they were said before we came); the others (a
+        page that overlaps live messages) each go above the first message
+        with a larger id.  The log then keeps its newest ``max_lines`` lines,
+        like a log that grows at the bottom, so a page that does not fit is
+        not shown: :meth:`ChatWidget.submit` checks that before asking.
+        """
+        oldest = self.oldest_id()
+        if oldest is None or not page or min(page) <= oldest:
+            self.more = more  # the page that reaches furthest back knows if there is more
+        new = sorted(i for i in page if i not in self.ids)
+        above = [i for i in new if oldest is None or i < oldest]
+        self.lines[:0] = [page[i] for i in above]
+        for i in new[len(above) :]:
+            where = next(
+                (n for n, old in enumerate(self.lines) if old.id is not None and old.id > i),
+                len(self.lines),
+            )
+            self.lines.insert(where, page[i])
+        self.ids.update(new)
+        self._trim(max_lines)
+
+    def oldest_id(self) -> int | None:
+        return min(self.ids, default=None)
+
+    def _trim(self, max_lines: int) -> None:
+        if len(self.lines) > max_lines:
+            gone, self.lines = self.lines[:-max_lines], self.lines[-max_lines:]
+            self.ids.difference_update(line.id for line in gone if line.id is not None)
+
+
+class _SharedFocus(Focus):
+    """The widget's :class:`~chat.client.commands.Focus`, changed only under the widget's lock.
+
+    :func:`~chat.client.commands.execute` runs on the sender thread (it may
+    wait for the network, so it cannot hold the lock) and changes the focus
+    as the terminal's does: ``/join`` sets ``joining``, or ``room`` for a room
+    we are in.  Meanwhile the receive thread's :meth:`Focus.follow` reads and
+    changes the same fields, and a click changes ``room``.  Taking the lock
+    for every assignment keeps each of those changes whole: a ``/join`` never
+    lands in the middle of ``follow`` answering the one before.
+    """
+
+    def __init__(self, lock: threading.RLock) -> None:
+        object.__setattr__(self, "_lock", lock)
+        super().__init__()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        with self._lock:
+            object.__setattr__(self, name, value)
 
 
 class ChatWidget(widgets.VBox):
@@ -233,6 +414,13 @@ class ChatWidget(widgets.VBox):
     servers are shown in the widget, and :attr:`status` and :attr:`reason`
     say the same for programs and tests.  Its methods may be called from
     any thread, also while its own event handlers run on another one.
+
+    On the left, the rooms you are in and your private conversations, each
+    with its count of unread messages; click one to show it (or call
+    :meth:`show`).  What you type goes to the room shown, or as a private
+    message to the peer whose conversation is shown.  Above the log, "Load
+    older messages" (:meth:`load_older`) fetches the room's history page by
+    page.
 
     Other keyword arguments go to :class:`~chat.client.ChatClient`, for
     instance ``tls=True, cafile="ca.pem"`` (or ``ssl_context=...``) for a
@@ -256,20 +444,29 @@ class ChatWidget(widgets.VBox):
         self.username = username
         self.timeout = timeout
         self.keepalive = keepalive
+        self.max_lines = max_lines
         self.client_options = client_options
         self.client: ChatClient | None = None
         #: ``connecting``, ``connected`` or ``disconnected``; :attr:`reason` says why.
         self.status = DISCONNECTED
         self.reason = "Not connected yet"
+        #: Who is in the room shown (for a private conversation: you and the peer).
         self.users: list[str] = []
-        self._lines: deque[_Line] = deque(maxlen=max_lines)
         # One lock guards everything that more than one thread touches: the
-        # sender thread's start, the closed flag, the status, the input box and
-        # every widget value.  See "Threads" in the module docstring.
+        # sender thread's start, the closed flag, the status, the input box,
+        # the rooms and conversations (their logs, unread counts, the one
+        # shown), the focus, and every widget value.  See the module docstring.
         self._lock = threading.RLock()
         self._jobs: queue.Queue[tuple[Callable[[], None], threading.Event] | None] = queue.Queue()
         self._sender: threading.Thread | None = None
         self._closed = False
+        #: The room shown (``focus.room``), and how far back each room's log goes.
+        self.focus: Focus = _SharedFocus(self._lock)
+        self._views: dict[str, _View] = {_room_view(LOBBY): _View(LOBBY)}
+        self._peer: str | None = None  # the key of the conversation shown, if one is
+        self._opening: set[str] = set()  # conversations to show once our /msg comes back
+        self._history = False  # whether the server offers history (set by the welcome)
+        self._entries: dict[str, widgets.Button] = {}  # a button per view, by its key
 
         self.header = widgets.HTML()
         self.log_view = widgets.HTML(
@@ -282,10 +479,15 @@ class ChatWidget(widgets.VBox):
                 padding="2px",
             )
         )
+        self.older_button = widgets.Button(
+            description="⬆ Load older messages",
+            layout=widgets.Layout(width="auto", height="24px", display="none"),
+        )
+        self.room_list = widgets.VBox(
+            layout=widgets.Layout(width="auto", max_height="140px", overflow="auto")
+        )
         self.users_view = widgets.HTML(
-            layout=widgets.Layout(
-                width="120px", height=_LOG_HEIGHT, overflow="auto", border=_BORDER, padding="2px"
-            )
+            layout=widgets.Layout(flex="1 1 auto", overflow="auto", border=_BORDER, padding="2px")
         )
         self.input = widgets.Text(
             placeholder="Message, or /help. Enter sends.",
@@ -297,21 +499,33 @@ class ChatWidget(widgets.VBox):
         )
         self.input.observe(self._on_input, names="value")
         self.send_button.on_click(self._on_send_click)
-        body = widgets.HBox([self.log_view, self.users_view])
+        self.older_button.on_click(lambda _button: self.load_older())
+        sidebar = widgets.VBox(  # as high as the log and its button beside it
+            [self.room_list, self.users_view],
+            layout=widgets.Layout(width=_SIDEBAR_WIDTH, flex="0 0 auto"),
+        )
+        main = widgets.VBox(
+            [self.older_button, self.log_view], layout=widgets.Layout(flex="1 1 auto", width="auto")
+        )
+        body = widgets.HBox([sidebar, main])
         footer = widgets.HBox([self.input, self.send_button])
         self._parts: list[widgets.Widget] = [
             self.header,
             self.log_view,
+            self.older_button,
+            self.room_list,
             self.users_view,
             self.input,
             self.send_button,
+            sidebar,
+            main,
             body,
             footer,
         ]
         super().__init__(
             children=[self.header, body, footer],
             layout=widgets.Layout(
-                flex="1 1 0%", min_width="300px", margin="4px", padding="6px", border=_BORDER
+                flex="1 1 0%", min_width="320px", margin="4px", padding="6px", border=_BORDER
             ),
         )
         # CSS classes name the parts for the browser test (and for your own styles).
@@ -319,6 +533,8 @@ class ChatWidget(widgets.VBox):
             (self, "chat-widget"),
             (self.header, "chat-header"),
             (self.log_view, "chat-log"),
+            (self.older_button, "chat-older"),
+            (self.room_list, "chat-rooms"),
             (self.users_view, "chat-users"),
             (self.input, "chat-input"),
             (self.send_button, "chat-send"),
@@ -346,22 +562,78 @@ class ChatWidget(widgets.VBox):
             self._submit_job(lambda: self._connect(name))
 
     def submit(self, line: str) -> None:
-        """Act on one line as if it was typed: send it, or run its slash command."""
+        """Act on one line as if it was typed: send it, or run its slash command.
+
+        A message goes to the room shown, or to the peer whose conversation
+        is shown -- the one shown now, when the line is submitted.  Commands
+        are carried out by :func:`chat.client.commands.execute`, as in the
+        terminal, on the sender thread (they may wait for the server);
+        ``/help`` and unknown commands are answered at once.
+        """
         command = parse_command(line)
+        with self._lock:
+            view = self._shown()
+            peer = view.name if view.private else None
+            room = self.focus.room
+            full = len(view.lines) >= self.max_lines
         if command is None:
             text = message_text(line)
-            if text:
-                self._with_client(lambda client: client.send_chat(text), unsent=text)
+            if text and peer is not None:
+                self._with_client(lambda client: client.send_private(peer, text), unsent=text)
+            elif text:
+                self._with_client(lambda client: client.send_chat(text, room), unsent=text)
         elif command.name == "quit":
             self.disconnect()
-        elif command.name == "ping":
-            self._with_client(lambda client: self._show(format_pong(client.ping())))
-        elif command.name == "users":
-            self._show(format_users(self.users))
         elif command.name == "help":
             self._show(HELP_TEXT)
-        else:
+        elif command.name == "unknown":
             self._show(format_unknown_command(command.text))
+        elif (
+            peer is not None
+            and command.name in _ROOM_COMMANDS
+            and not (command.name == "leave" and command.arg)
+        ):
+            self._show(
+                f"{ERROR} /{command.name}: this is your private conversation with "
+                f"{safe_text(peer)}; choose a room on the left first",
+                error=True,
+            )
+        elif command.name == "history" and full:
+            self._show(
+                f"{ERROR} /history: this log keeps {self.max_lines} lines and is full, "
+                "so older messages would not fit",
+                error=True,
+            )
+        else:
+            to = command.arg.partition(" ")[0]
+            if command.name == "msg" and to:
+                with self._lock:  # show the conversation once the server relays it
+                    self._opening.add(_peer_view(to))
+            self._with_client(lambda client: self._execute(command, client))
+
+    def load_older(self) -> None:
+        """Fetch the page of the shown room's history before its oldest line: ``/history``."""
+        self.submit("/history")
+
+    def show(self, name: str) -> None:
+        """Show a room you are in (``"#rust"``) or your conversation with a peer (``"bob"``)."""
+        key = _room_view(name) if name.startswith("#") else _peer_view(name)
+        with self._lock:
+            if key not in self._views:
+                raise ValueError(f"No room or conversation {name!r} here")
+            self._show_view(key)
+
+    @property
+    def shown(self) -> str:
+        """The name of the room or conversation shown (``"#lobby"``, ``"bob"``)."""
+        with self._lock:
+            return self._shown().name
+
+    @property
+    def unread(self) -> dict[str, int]:
+        """Each room's and conversation's count of messages not seen yet, by name."""
+        with self._lock:
+            return {view.name: view.unread for view in self._ordered_views()}
 
     def disconnect(self, wait: float = 0) -> None:
         """Leave the chat (what ``/quit`` does); the widget stays, showing why it stopped.
@@ -396,14 +668,19 @@ class ChatWidget(widgets.VBox):
         if sender is not None and sender is not threading.current_thread():
             sender.join(self.timeout)  # outside the lock: its last jobs need it
         with self._lock:  # never while another thread of ours sets a value on a part
-            for part in self._parts:
+            for part in [*self._parts, *self._entries.values()]:
                 part.close()
             super().close()
 
-    def log_text(self) -> str:
-        """The log as plain text, one line per line (handy in tests and notebooks)."""
+    def log_text(self, name: str | None = None) -> str:
+        """A log as plain text, one line per line: the one shown, or room/peer ``name``'s."""
         with self._lock:
-            return "\n".join(line.text for line in self._lines)
+            if name is None:
+                view = self._shown()
+            else:
+                key = _room_view(name) if name.startswith("#") else _peer_view(name)
+                view = self._views.get(key, _View(name))
+            return "\n".join(line.text for line in view.lines)
 
     def __repr__(self) -> str:
         return f"<ChatWidget {self.username or '?'}@{self.host}:{self.port} {self.status}>"
@@ -495,6 +772,17 @@ class ChatWidget(widgets.VBox):
                 return
             self._submit_job(job)
 
+    def _execute(self, command: Command, client: ChatClient) -> None:
+        """Carry out a command as the terminal does, and show its answer (on the sender thread)."""
+        answer = execute(command, client, self.focus)  # not under the lock: it may wait
+        with self._lock:
+            if command.name == "join" and command.arg in client.roster:
+                self._peer = None  # a room we are in: execute moved the focus there
+            if answer is not None:
+                self._show(answer, error=answer.startswith(ERROR))
+            else:
+                self._render()
+
     def _connect(self, username: str) -> None:
         client = ChatClient(
             self.host,
@@ -517,45 +805,201 @@ class ChatWidget(widgets.VBox):
     # -- the receive thread
 
     def _on_event(self, client: ChatClient, event: dict[str, Any]) -> None:
-        """Called by ``client`` for every message from the server."""
-        if client is not self.client:
-            return  # a late word from a connection we replaced
-        kind = event.get("type")
-        if kind == "chat":
-            own = event.get("username") == client.username
-            stamp = clock_time(event.get("timestamp"))
-            name = safe_text(event.get("username", "?"))
-            text = safe_text(event.get("message", ""))
-            body = (
-                f'<span style="opacity:0.6">[{stamp}]</span> '
-                f"<b>{html.escape(name)}</b>: {html.escape(text)}"
-            )
-            self._update(line=_line("own" if own else "chat", f"[{stamp}] {name}: {text}", body))
+        """Called by ``client`` for every message from the server: file it under its view."""
+        with self._lock:
+            if client is not self.client:
+                return  # a late word from a connection we replaced
+            if self._closed and self.comm is None:
+                return
+            kind = event.get("type")
+            before = self.focus.room
+            self.focus.follow(event, client)
+            if kind == "welcome":
+                self._welcomed(client)
+            elif kind in ("room_joined", "room_left"):
+                self._follow_rooms(client)
+                if kind == "room_joined" and self.focus.room != before:
+                    self._peer = None  # the room we asked for with /join: show it
+            if kind == "chat":
+                self._on_chat(client, event)
+            elif kind == "private":
+                self._on_private(client, event)
+            elif kind == "history":
+                self._on_history(client, event)
+            else:
+                self._on_notice(client, event)
+            if kind == "disconnected":
+                self.status, self.reason = DISCONNECTED, str(event.get("reason", ""))
+            self._render()
+
+    def _welcomed(self, client: ChatClient) -> None:
+        """A new connection: the server knows of no room but the lobby."""
+        self.status = CONNECTED
+        self.reason = f"connected to {self.host}:{self.port}"
+        self.username = client.username or self.username
+        self._history = client.supports("history")
+        self.focus.room, self.focus.joining = LOBBY, None
+        self._peer = None
+        self._opening.clear()
+        self._follow_rooms(client)
+
+    def _follow_rooms(self, client: ChatClient) -> None:
+        """One view per room we are in, in the order we entered; a room left goes."""
+        rooms = client.rooms
+        keys = {_room_view(room) for room in rooms}
+        for key in [k for k, view in self._views.items() if not view.private and k not in keys]:
+            del self._views[key]
+        for room in rooms:
+            self._views.setdefault(_room_view(room), _View(room)).name = room
+        if not self._views or self._shown_key() not in self._views:
+            self._peer = None
+            self._views.setdefault(_room_view(self.focus.room), _View(self.focus.room))
+
+    def _on_chat(self, client: ChatClient, event: dict[str, Any]) -> None:
+        room = event.get("room") if isinstance(event.get("room"), str) else LOBBY
+        # Not a room we are in (a confused server)?  Keep it in the lobby, marked with its room.
+        view = self._views.get(_room_view(room)) or self._views.get(_room_view(LOBBY))
+        if view is None:
             return
-        shown = format_event(event)
-        line = None
-        if shown is not None:
-            style = "error" if kind in ("error", "server_shutdown", "disconnected") else "info"
-            line = _line(style, shown)  # format_event made peer text safe; _line escapes
-        if kind == "welcome":
-            self._update(
-                line=line,
-                status=CONNECTED,
-                reason=f"connected to {self.host}:{self.port}",
-                users=list(client.users),
-            )
-        elif kind in ("user_joined", "user_left"):
-            self._update(line=line, users=list(client.users))
-        elif kind == "disconnected":
-            self._update(line=line, status=DISCONNECTED, reason=str(event.get("reason", "")))
+        own = event.get("username") == client.username
+        if view.append(self._chat_line(event, view.name, own), self.max_lines):
+            self._count_unread(view, own)
+            self._shown_oldest(view)
+
+    def _chat_line(self, event: dict[str, Any], room: str, own: bool) -> _Line:
+        """A room's message, worded as the terminal words it (``format_chat``)."""
+        where = event.get("room")
+        elsewhere = isinstance(where, str) and room_key(where) != room_key(room)
+        inner = _message_html(event, event.get("username", "?"), mark=where if elsewhere else "")
+        message_id = event.get("id") if isinstance(event.get("id"), int) else None
+        return _line("own" if own else "chat", format_chat(event, room=room), inner, message_id)
+
+    def _on_private(self, client: ChatClient, event: dict[str, Any]) -> None:
+        sender, receiver = event.get("from"), event.get("to")
+        me = client.username or ""
+        own = isinstance(sender, str) and sender.casefold() == me.casefold()
+        peer = receiver if own else sender
+        if not isinstance(peer, str) or not peer:
+            return
+        key = _peer_view(peer)
+        view = self._views.get(key)
+        if view is None:
+            self._forget_quiet_conversation()
+            view = self._views[key] = _View(peer, private=True)
+        view.name = peer  # as the server spells it now
+        message_id = event.get("id") if isinstance(event.get("id"), int) else None
+        text = format_event(event, me=me) or ""  # the terminal's words: "🔒 bob → you: hi"
+        line = _line(
+            "own" if own else "chat", text, _message_html(event, sender, mark="🔒"), message_id
+        )
+        if view.append(line, self.max_lines):
+            self._count_unread(view, own)
+        if own and key in self._opening:  # our /msg: show its conversation
+            self._opening.discard(key)
+            self._show_view(key, render=False)
+
+    def _forget_quiet_conversation(self) -> None:
+        """Make room for a new conversation: at most MAX_CONVERSATIONS are kept."""
+        private = [key for key, view in self._views.items() if view.private]
+        if len(private) >= MAX_CONVERSATIONS:
+            quiet = next(key for key in private if key != self._peer)
+            del self._views[quiet]
+
+    def _on_history(self, client: ChatClient, event: dict[str, Any]) -> None:
+        room = event.get("room")
+        view = self._views.get(_room_view(room)) if isinstance(room, str) else None
+        if view is None or view.private:
+            return  # a room we left meanwhile
+        own = client.username
+        page = {
+            m["id"]: self._chat_line(m, view.name, m.get("username") == own)
+            for m in event.get("messages") or []
+            if isinstance(m, dict) and isinstance(m.get("id"), int)
+        }
+        view.place(page, event.get("more") is True, self.max_lines)
+        self._shown_oldest(view)
+
+    def _on_notice(self, client: ChatClient, event: dict[str, Any]) -> None:
+        """Everything else is a line of news: in its room's log, or in the one shown."""
+        kind = event.get("type")
+        if kind == "user_renamed":
+            self._renamed(client, event)
+        shown = format_event(event, room=self.focus.room, me=client.username)
+        if shown is None:
+            return
+        style = "error" if kind in ("error", "server_shutdown", "disconnected") else "info"
+        line = _line(style, shown)  # format_event made peer text safe; _line escapes
+        room = None  # news of no room in particular goes to the log shown
+        if kind in ("user_joined", "user_left", "room_joined", "welcome"):
+            room = event.get("room", LOBBY)  # a v1 server names no room: the lobby
+        view = self._views.get(_room_view(room)) if isinstance(room, str) else None
+        (view or self._shown()).append(line, self.max_lines)
+
+    def _renamed(self, client: ChatClient, event: dict[str, Any]) -> None:
+        """Someone took another name: their conversation follows it; ours shows in the header."""
+        old, new = event.get("old"), event.get("new")
+        if not isinstance(old, str) or not isinstance(new, str):
+            return
+        if new == client.username:
+            self.username = new
+        key, new_key = _peer_view(old), _peer_view(new)
+        if key in self._views and new_key not in self._views:
+            view = self._views.pop(key)
+            view.name = new
+            self._views[new_key] = view
+            if self._peer == key:
+                self._peer = new_key
+            line = format_event(event) or ""
+            if self._peer != new_key:  # the one shown gets the line anyway
+                view.append(_line("info", line), self.max_lines)
+
+    # -- the views: called under the lock
+
+    def _shown_key(self) -> str:
+        return self._peer if self._peer is not None else _room_view(self.focus.room)
+
+    def _shown(self) -> _View:
+        key = self._shown_key()
+        view = self._views.get(key)
+        if view is None:  # before the first welcome, or a focus on a room just left
+            view = self._views.setdefault(_room_view(LOBBY), _View(LOBBY))
+        return view
+
+    def _show_view(self, key: str, *, render: bool = True) -> None:
+        view = self._views[key]
+        if view.private:
+            self._peer = key
         else:
-            self._update(line=line)
+            self._peer = None
+            self.focus.room = view.name
+        view.unread = 0
+        if render:
+            self._render()
+
+    def _count_unread(self, view: _View, own: bool) -> None:
+        if not own and view is not self._shown():
+            view.unread += 1
+
+    def _shown_oldest(self, view: _View) -> None:
+        """Tell the focus where ``view``'s log begins, so that /history asks for what is above."""
+        if view.private:
+            return
+        oldest = view.oldest_id()
+        if oldest is None:
+            self.focus.oldest.pop(room_key(view.name), None)
+        else:
+            self.focus.oldest[room_key(view.name)] = oldest
+
+    def _ordered_views(self) -> list[_View]:
+        """Rooms first, in the order we entered them; then conversations, oldest first."""
+        views = list(self._views.values())
+        return [v for v in views if not v.private] + [v for v in views if v.private]
 
     # -- the one place that writes to the widgets
 
-    def _show(self, text: str) -> None:
-        """Show a line of our own (a command's answer) in the log."""
-        self._update(line=_line("command", text))
+    def _show(self, text: str, *, error: bool = False) -> None:
+        """Show a line of our own (a command's answer) in the log shown."""
+        self._update(line=_line("error" if error else "command", text))
 
     def _update(
         self,
@@ -563,41 +1007,105 @@ class ChatWidget(widgets.VBox):
         line: _Line | None = None,
         status: str | None = None,
         reason: str | None = None,
-        users: list[str] | None = None,
         clear_input: bool = False,
     ) -> None:
-        """Change the state and redraw what changed, under the one UI lock."""
+        """Change the state, then redraw, under the one lock."""
         with self._lock:
             if self._closed and self.comm is None:
                 return
             if clear_input:
                 self.input.value = ""
             if line is not None:
-                self._lines.append(line)
-                self.log_view.value = "".join(line.html for line in self._lines)
+                self._shown().append(line, self.max_lines)
             if status is not None:
                 self.status = status
                 self.reason = reason or ""
-                live = status == CONNECTED
-                self.input.disabled = not live
-                self.send_button.disabled = not live
-                if not live:
-                    users = []
-            if users is not None:
-                self.users = users
-                items = "".join(
-                    f"<div>{_escape(u)}{' <i>(you)</i>' if u == self.username else ''}</div>"
-                    for u in users
-                )
-                self.users_view.value = (
-                    f'<div style="padding:0 4px;line-height:1.5">'
-                    f'<b style="white-space:nowrap">👥 {len(users)} online</b>{items}</div>'
-                )
-            if status is not None or self.header.value == "":
-                self.header.value = (
-                    f"<b>💬 {_escape(self.username or '?')}</b> "
-                    f"&nbsp;{_STATUS[self.status]} {_escape(self.reason)}"
-                )
+            self._render()
+
+    def _render(self) -> None:
+        """Make every part show the state (a value set to what it is already sends nothing)."""
+        with self._lock:
+            if self._closed and self.comm is None:
+                return
+            view = self._shown()
+            view.unread = 0  # what is shown is read
+            live = self.status == CONNECTED
+            self.input.disabled = self.send_button.disabled = not live
+            self.log_view.value = "".join(line.html for line in view.lines)
+            self._render_room_list(view)
+            self._render_older_button(view, live)
+            self._render_users(view, live)
+            where = f"🔒 {view.name}" if view.private else view.name
+            self.header.value = (
+                f"<b>💬 {_escape(self.username or '?')}</b> · {_escape(where)} "
+                f"&nbsp;{_STATUS[self.status]} {_escape(self.reason)}"
+            )
+
+    def _render_room_list(self, shown: _View) -> None:
+        """A button per room and conversation; the one shown highlighted, counts of unread."""
+        views = self._ordered_views()
+        keys = [_peer_view(v.name) if v.private else _room_view(v.name) for v in views]
+        for key, view in zip(keys, views, strict=True):
+            button = self._entries.get(key)
+            if button is None:
+                button = widgets.Button(layout=widgets.Layout(width="auto", height="26px"))
+                button.add_class("chat-room-entry")
+                button.on_click(lambda _button, key=key: self._clicked(key))
+                self._entries[key] = button
+            # A button's description is text to the browser (never markup); safe_text
+            # keeps control characters of a peer's name out of it all the same.
+            label = f"🔒 {safe_text(view.name)}" if view.private else safe_text(view.name)
+            button.description = f"{label} ({view.unread})" if view.unread else label
+            button.tooltip = f"{view.unread} unread" if view.unread else ""
+            button.button_style = "info" if view is shown else ""
+            button.style.font_weight = "bold" if view.unread else ""
+        buttons = tuple(self._entries[key] for key in keys)
+        if self.room_list.children != buttons:
+            self.room_list.children = buttons
+        for key in [key for key in self._entries if key not in keys]:
+            self._entries.pop(key).close()
+
+    def _clicked(self, key: str) -> None:
+        """A click on a room or conversation in the list (main thread or a subshell's)."""
+        with self._lock:
+            if key in self._views:
+                self._show_view(key)
+
+    def _render_older_button(self, view: _View, live: bool) -> None:
+        if view.private or not self._history:
+            self.older_button.layout.display = "none"
+            return
+        self.older_button.layout.display = None
+        full = len(view.lines) >= self.max_lines
+        if full:
+            self.older_button.description = f"Log full ({self.max_lines} lines)"
+        elif view.more:
+            self.older_button.description = "⬆ Load older messages"
+        else:
+            self.older_button.description = f"Start of {safe_text(view.name)}"
+        self.older_button.disabled = not (live and view.more and not full)
+
+    def _render_users(self, view: _View, live: bool) -> None:
+        if not live or self.client is None:
+            users: list[str] = []
+        elif view.private:
+            users = [self.username, view.name]
+        else:
+            users = self.client.roster.members(view.name)
+        self.users = users
+        if view.private:
+            title = "🔒 private"
+        elif _room_view(view.name) == _room_view(LOBBY):
+            title = f"👥 {len(users)} online"
+        else:
+            title = f"👥 {len(users)} in {_escape(view.name)}"
+        items = "".join(
+            f"<div>{_escape(u)}{' <i>(you)</i>' if u == self.username else ''}</div>" for u in users
+        )
+        self.users_view.value = (
+            f'<div style="padding:0 4px;line-height:1.5">'
+            f'<b style="white-space:nowrap">{title}</b>{items}</div>'
+        )
 
 
 class ChatDemo(widgets.HBox):

@@ -5,6 +5,10 @@ is the demo (``from chat.widget import demo; demo()``), run it, type into
 alice's box, press Enter -- and the message must show in bob's log as the
 browser renders it.  A screenshot lands in ``test-artifacts/`` (ignored by git).
 
+Another run uses the room list and a private conversation as a person
+would: commands typed in the box, clicks on the list's entries, and each
+message landing in its own room's or conversation's log.
+
 Two more runs measure which thread handles a widget event while a cell is
 busy, with JupyterLab's default ``commsOverSubshells`` setting and with it
 ``disabled`` (see ``chat.widget``'s docstring): if the installed versions
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -606,3 +611,59 @@ def test_with_comms_over_subshells_disabled_lines_wait_for_the_busy_cell(
     for line, seen in sorted(observed.items()):
         print(f"disabled: {line} on {seen.thread}, during the cell: {seen.during_cell}")
     expect_handling(observed, dict.fromkeys(observed, "main"), "disabled")
+
+
+# -- Rooms and private conversations, as a person uses them: typed commands, clicks
+# on the list's entries, and each message where it belongs.
+
+
+def test_rooms_and_a_private_conversation_in_the_browser(browser_page: Any, lab: Lab) -> None:
+    run_checked(browser_page, lab, DEMO_NOTEBOOK, lambda: rooms_and_private(browser_page, lab))
+
+
+def rooms_and_private(page: Any, lab: Lab) -> None:
+    from playwright.sync_api import expect
+
+    open_notebook(page, lab, "notebook.ipynb")
+    page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    alice = page.locator(".chat-widget").nth(0)
+    bob = page.locator(".chat-widget").nth(1)
+    for chat in (alice, bob):
+        expect(chat.locator(".chat-header")).to_contain_text("connected to 127.0.0.1")
+
+    def say(chat: Any, line: str) -> None:
+        box = chat.locator(".chat-input input")
+        box.fill(line)
+        box.press("Enter")
+        expect(box).to_have_value("")  # the kernel has it
+
+    def entry(chat: Any, label: str) -> Any:
+        return chat.locator(".chat-rooms .chat-room-entry", has_text=label)
+
+    # Both join #rust; the list gains an entry, highlighted, and the header names it.
+    for chat in (alice, bob):
+        say(chat, "/join #rust")
+        expect(chat.locator(".chat-header")).to_contain_text("· #rust")
+        expect(entry(chat, "#rust")).to_have_class(re.compile(r"\bmod-info\b"))
+    # Bob looks at the lobby; alice's message for #rust waits there, counted.
+    entry(bob, "#lobby").click()
+    expect(bob.locator(".chat-header")).to_contain_text("· #lobby")
+    say(alice, "hello rust")
+    expect(entry(bob, "#rust")).to_have_text("#rust (1)")
+    expect(bob.locator(".chat-log")).not_to_contain_text("hello rust")
+    entry(bob, "#rust").click()
+    expect(bob.locator(".chat-log")).to_contain_text("alice: hello rust")
+    expect(entry(bob, "#rust")).to_have_text("#rust")
+
+    # A private message opens a conversation: alice's at once, bob's counted.
+    say(alice, "/msg bob psst")
+    expect(alice.locator(".chat-header")).to_contain_text("🔒 bob")
+    expect(entry(bob, "alice")).to_have_text("🔒 alice (1)")
+    entry(bob, "alice").click()
+    expect(bob.locator(".chat-log")).to_contain_text("alice: psst")
+    say(bob, "hi alice")  # typed in the conversation: private, to alice
+    expect(alice.locator(".chat-log")).to_contain_text("bob: hi alice")
+    page.locator(".jp-Notebook").screenshot(path=str(ARTIFACTS / "browser-rooms.png"))
+    entry(alice, "#rust").click()
+    expect(alice.locator(".chat-log")).to_contain_text("alice: hello rust")
+    expect(alice.locator(".chat-log")).not_to_contain_text("hi alice")

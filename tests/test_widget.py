@@ -22,9 +22,20 @@ import pytest
 
 pytest.importorskip("ipywidgets")
 
+import ipywidgets as widgets
+
+from chat.client import ChatClient
 from chat.limits import Limits
 from chat.server import ChatServer
-from chat.widget import CONNECTED, DISCONNECTED, ChatDemo, ChatWidget, demo
+from chat.widget import (
+    CONNECTED,
+    DISCONNECTED,
+    MAX_CONVERSATIONS,
+    ChatDemo,
+    ChatWidget,
+    demo,
+)
+from tests.conformance_servers import SmallServer
 from tests.helpers import TIMEOUT, RawPeer, wait_for
 
 EVIL = "<img src=x onerror=alert(1)>"
@@ -189,8 +200,8 @@ def test_users_command_lists_who_is_online(make_widget):
     alice = make_widget("alice")
     make_widget("bob")
     wait_for(lambda: len(alice.users) == 2)
-    alice.submit("/users")
-    assert "Online: alice, bob" in alice.log_text()
+    alice.submit("/users")  # carried out by chat.client.commands.execute, on the sender thread
+    wait_for(shows(alice, "Online: alice, bob"))
 
 
 def test_unknown_command_is_not_sent(make_widget):
@@ -613,6 +624,8 @@ def test_lines_sent_while_a_cell_disconnects_and_reconnects_are_each_sent_or_rep
         def leave_and_come_back() -> None:  # a cell
             alice.disconnect(wait=TIMEOUT)
             wait_for(lambda: alice.status == DISCONNECTED)
+            # The server sees the connection end a moment later; until then "alice" is taken.
+            wait_for(lambda: "alice" not in open_server.usernames())
             alice.connect()
             assert alice.wait_connected()
 
@@ -628,4 +641,420 @@ def test_lines_sent_while_a_cell_disconnects_and_reconnects_are_each_sent_or_rep
         assert len(sender_threads("alice")) == 1
     finally:
         alice.close()
+        bob.close()
+
+
+# -- rooms, private conversations, history and nicknames (PROTOCOL.md, sections 5-9).
+# The commands are chat.client.commands' (tested with the terminal); what is
+# tested here is where the widget shows things: each room's and conversation's
+# own log, the list with its unread counts, and paging back through history.
+
+
+def entries(widget: ChatWidget) -> list[str]:
+    """The room list as a person reads it: each entry's label, in order."""
+    return [button.description for button in widget.room_list.children]
+
+
+def entry(widget: ChatWidget, name: str) -> widgets.Button:
+    """The list's entry for room or peer ``name`` (its label without the lock or count)."""
+    for button in widget.room_list.children:
+        if button.description.removeprefix("🔒 ").partition(" (")[0] == name:
+            return button
+    raise AssertionError(f"no entry {name!r} in {entries(widget)}")
+
+
+def highlighted(widget: ChatWidget) -> list[str]:
+    return [b.description for b in widget.room_list.children if b.button_style == "info"]
+
+
+def in_room(widget: ChatWidget, room: str) -> None:
+    widget.submit(f"/join {room}")
+    wait_for(lambda: widget.shown == room)
+
+
+def test_room_list_shows_the_lobby_highlighted_once_connected(make_widget):
+    alice = make_widget("alice")
+    assert entries(alice) == ["#lobby"]
+    assert highlighted(alice) == ["#lobby"]
+    assert "#lobby" in alice.header.value
+
+
+def test_joining_a_room_adds_it_to_the_list_and_shows_it(make_widget):
+    alice = make_widget("alice")
+    in_room(alice, "#rust")
+    assert entries(alice) == ["#lobby", "#rust"]
+    assert highlighted(alice) == ["#rust"]
+    assert "You are in #rust now" in alice.log_text()
+    assert "You are in #rust" not in alice.log_text("#lobby")
+    assert "1 in #rust" in alice.users_view.value
+
+
+def test_a_message_goes_to_the_room_shown_and_lands_in_that_rooms_log_only(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    in_room(alice, "#rust")
+    in_room(bob, "#rust")
+    alice.submit("about rust")
+    wait_for(shows(bob, "alice: about rust"))
+    alice.show("#lobby")
+    alice.submit("about the lobby")
+    wait_for(lambda: "alice: about the lobby" in bob.log_text("#lobby"))
+    for widget in (alice, bob):
+        assert "about the lobby" not in widget.log_text("#rust")
+        assert "about rust" not in widget.log_text("#lobby")
+
+
+def test_a_room_not_shown_counts_unread_messages_until_its_entry_is_clicked(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    in_room(alice, "#rust")
+    in_room(bob, "#rust")
+    entry(bob, "#lobby").click()
+    assert bob.shown == "#lobby" and highlighted(bob) == ["#lobby"]
+    for i in range(3):
+        alice.submit(f"unread {i}")
+    wait_for(lambda: bob.unread["#rust"] == 3)
+    assert entry(bob, "#rust").description == "#rust (3)"
+    assert "unread" not in bob.log_text()  # the lobby is shown
+    entry(bob, "#rust").click()
+    assert bob.shown == "#rust" and highlighted(bob) == ["#rust"]
+    assert bob.unread["#rust"] == 0 and entry(bob, "#rust").description == "#rust"
+    assert "alice: unread 2" in bob.log_text()
+
+
+def test_own_messages_and_news_do_not_count_as_unread(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    in_room(alice, "#rust")
+    alice.show("#lobby")
+    in_room(bob, "#rust")  # alice is told bob joined #rust: news, not a message
+    wait_for(lambda: "bob joined #rust" in alice.log_text("#rust"))
+    alice.submit("/me looks around")  # to the lobby, shown
+    wait_for(shows(alice, "* alice looks around"))
+    assert alice.unread == {"#lobby": 0, "#rust": 0}
+
+
+def test_leaving_the_room_shown_removes_it_and_shows_the_lobby(make_widget):
+    alice = make_widget("alice")
+    in_room(alice, "#rust")
+    alice.submit("/leave")
+    wait_for(lambda: entries(alice) == ["#lobby"])
+    assert alice.shown == "#lobby"
+    assert "You left #rust" in alice.log_text()
+
+
+def test_each_room_keeps_its_own_bounded_log(open_server):
+    alice = ChatWidget(*open_server.address, "alice", max_lines=3)
+    try:
+        assert alice.wait_connected()
+        in_room(alice, "#rust")
+        for i in range(5):
+            alice.submit(f"rust {i}")
+        wait_for(shows(alice, "rust 4"))
+        assert [line[11:] for line in alice.log_text().splitlines()] == [
+            f"alice: rust {i}" for i in (2, 3, 4)
+        ]
+        assert "Welcome" in alice.log_text("#lobby")  # the lobby's log is its own
+    finally:
+        alice.close()
+
+
+def test_a_private_message_opens_a_conversation_with_an_unread_count(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit("/msg bob psst")
+    wait_for(lambda: "alice" in bob.unread)
+    assert bob.unread["alice"] == 1
+    assert entries(bob) == ["#lobby", "🔒 alice (1)"]
+    assert "psst" not in bob.log_text()  # still the lobby
+    entry(bob, "alice").click()
+    assert bob.shown == "alice" and highlighted(bob) == ["🔒 alice"]
+    assert "🔒 alice → you: psst" in bob.log_text()
+    assert "🔒 private" in bob.users_view.value and "🔒 alice" in bob.header.value
+
+
+def test_msg_shows_the_conversation_once_the_server_relays_it(make_widget):
+    alice = make_widget("alice")
+    make_widget("bob")
+    alice.submit("/msg BOB hi")  # names are compared without regard to case
+    wait_for(lambda: alice.shown == "bob")
+    assert "🔒 you → bob: hi" in alice.log_text()
+    assert alice.unread["bob"] == 0
+    assert "hi" not in alice.log_text("#lobby")
+    alice.submit("/msg nobody hello?")  # refused: no conversation, the error where we are
+    wait_for(shows(alice, "No such user: nobody"))
+    assert alice.shown == "bob" and "nobody" not in alice.unread
+
+
+def test_typing_in_a_conversation_sends_private_messages_both_ways(make_widget):
+    alice, bob, carol = make_widget("alice"), make_widget("bob"), make_widget("carol")
+    alice.submit("/msg bob are you there?")
+    wait_for(lambda: "alice" in bob.unread)
+    bob.show("alice")
+    bob.input.value = "I am"  # Enter in the box, with the conversation shown
+    wait_for(lambda: "🔒 bob → you: I am" in alice.log_text("bob"))
+    alice.submit("good")
+    wait_for(lambda: "🔒 alice → you: good" in bob.log_text())
+    carol.submit("/ping")  # carol's round trip ends after any line she could have been sent
+    wait_for(shows(carol, "Pong!"))
+    assert "I am" not in carol.log_text() and "good" not in carol.log_text()
+    assert "I am" not in alice.log_text("#lobby") and "I am" not in bob.log_text("#lobby")
+    assert carol.unread == {"#lobby": 0}
+
+
+def test_room_commands_in_a_conversation_ask_for_a_room_first(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit("/msg bob hi")
+    wait_for(lambda: alice.shown == "bob")
+    alice.submit("/me waves")
+    assert "choose a room on the left first" in alice.log_text()
+    alice.submit("/ping")
+    wait_for(shows(alice, "Pong!"))
+    assert "waves" not in bob.log_text()
+
+
+@pytest.fixture
+def busy_lobby(open_server: ChatServer) -> Iterator[ChatServer]:
+    """A server whose lobby has 130 messages: the newest 50, and two pages before them."""
+    with ChatClient(*open_server.address) as filler:
+        filler.connect("filler")
+        for i in range(130):
+            filler.send_chat(f"old {i}")
+        filler.ping()  # answered after the last message was relayed
+        yield open_server
+
+
+def history_lines(widget: ChatWidget) -> list[str]:
+    return [line[19:] for line in widget.log_text().splitlines() if "] filler: old " in line]
+
+
+def test_load_older_messages_pages_back_through_history_in_order_without_duplicates(busy_lobby):
+    alice = ChatWidget(*busy_lobby.address, "alice")
+    try:
+        assert alice.wait_connected()
+        wait_for(lambda: len(history_lines(alice)) == 50)  # the latest 50, on entering
+        assert history_lines(alice) == [f"old {i}" for i in range(80, 130)]
+        assert alice.log_text().splitlines()[50].startswith("✅ Welcome")  # said before we came
+        assert alice.older_button.description == "⬆ Load older messages"
+        alice.older_button.click()
+        wait_for(lambda: len(history_lines(alice)) == 100)
+        alice.older_button.click()
+        alice.older_button.click()  # clicked twice: the same page twice, shown once
+        wait_for(lambda: len(history_lines(alice)) == 130)
+        wait_for(lambda: alice.older_button.disabled)
+        assert history_lines(alice) == [f"old {i}" for i in range(130)]
+        assert alice.older_button.description == "Start of #lobby"
+    finally:
+        alice.close()
+
+
+def test_a_full_log_loads_no_older_messages(busy_lobby):
+    alice = ChatWidget(*busy_lobby.address, "alice", max_lines=20)
+    try:
+        assert alice.wait_connected()
+        wait_for(lambda: "old 129" in alice.log_text())
+        assert history_lines(alice)[-1] == "old 129" and len(alice.log_text().splitlines()) <= 21
+        assert alice.older_button.disabled and "Log full" in alice.older_button.description
+        alice.load_older()
+        assert "this log keeps 20 lines and is full" in alice.log_text()
+    finally:
+        alice.close()
+
+
+def test_history_is_placed_by_id_above_what_arrived_live_each_message_once():
+    """PROTOCOL.md, section 9: a room's history may arrive after its first live messages."""
+
+    def chat(message_id: int) -> dict:
+        return {"type": "chat", "id": message_id, "room": "#lobby", "username": "bob",
+                "message": f"m{message_id}", "timestamp": 0}  # fmt: skip
+
+    welcome = {"type": "welcome", "message": "hi", "users": ["me", "bob"],
+               "features": ["history", "rooms"], "rooms": ["#lobby"]}  # fmt: skip
+    frames = [
+        welcome,
+        chat(7),  # live, before the history
+        {
+            "type": "history",
+            "room": "#lobby",
+            "messages": [chat(5), chat(6), chat(7)],
+            "more": True,
+        },
+        {"type": "history", "room": "#lobby", "messages": [chat(3), chat(4)], "more": False},
+        chat(8),
+    ]
+    address = fake_server(frames, stay=True)
+    widget = ChatWidget(*next(address), "me")
+    try:
+        wait_for(shows(widget, "bob: m8"))
+        lines = widget.log_text().splitlines()
+        assert [line[11:] for line in lines if "bob: m" in line] == [
+            f"bob: m{i}" for i in (3, 4, 5, 6, 7, 8)
+        ]
+        assert widget.older_button.description == "Start of #lobby"  # the oldest page said so
+    finally:
+        widget.close()
+        next(address, None)
+
+
+def test_nick_changes_the_name_in_the_header_and_in_the_peers_list(make_widget):
+    alice, bob = make_widget("alice"), make_widget("bob")
+    alice.submit("/msg bob hi")
+    wait_for(lambda: "alice" in bob.unread)
+    alice.submit("/nick alice2")
+    wait_for(lambda: alice.username == "alice2")
+    assert "💬 alice2" in alice.header.value
+    assert "alice2 <i>(you)</i>" in alice.users_view.value or alice.shown == "bob"
+    wait_for(lambda: "alice2" in bob.unread)  # the conversation follows the new name
+    assert "alice" not in bob.unread
+    bob.show("alice2")
+    assert "alice is now known as alice2" in bob.log_text()
+    bob.submit("still you?")
+    wait_for(lambda: "🔒 bob → you: still you?" in alice.log_text("bob"))
+
+
+def test_private_conversations_are_bounded_the_oldest_goes_first():
+    welcome = {"type": "welcome", "message": "hi", "users": ["me"],
+               "features": ["private"], "rooms": ["#lobby"]}  # fmt: skip
+    peers = [f"peer{i}" for i in range(MAX_CONVERSATIONS + 2)]
+    privates = [
+        {"type": "private", "id": i + 1, "from": peer, "to": "me", "message": "hi"}
+        for i, peer in enumerate(peers)
+    ]
+    address = fake_server([welcome, *privates], stay=True)
+    widget = ChatWidget(*next(address), "me")
+    try:
+        wait_for(lambda: peers[-1] in widget.unread)
+        assert list(widget.unread) == ["#lobby", *peers[2:]]
+        assert len(widget.room_list.children) == 1 + MAX_CONVERSATIONS
+    finally:
+        widget.close()
+        next(address, None)
+
+
+def test_against_a_v1_server_extensions_are_not_supported_and_chat_still_works():
+    """A server whose welcome lists no features: PROTOCOL.md, section 5."""
+    with SmallServer() as server:
+        alice, bob = ChatWidget(*server.address, "alice"), ChatWidget(*server.address, "bob")
+        try:
+            assert alice.wait_connected() and bob.wait_connected()
+            assert entries(alice) == ["#lobby"]
+            assert alice.older_button.layout.display == "none"  # no history to load
+            for line in ("/join #rust", "/msg bob hi", "/nick alice2", "/history", "/rooms"):
+                alice.submit(line)
+            alice.load_older()
+            alice.submit("plain chat")
+            wait_for(shows(bob, "alice: plain chat"))
+            wait_for(lambda: alice.log_text().count("Not supported by this server") == 6)
+            for command in ("/join", "/msg", "/nick", "/history", "/rooms"):
+                assert f"❌ {command}: Not supported by this server" in alice.log_text()
+            assert entries(alice) == entries(bob) == ["#lobby"]
+            assert alice.username == "alice" and "hi" not in bob.log_text()
+        finally:
+            alice.close()
+            bob.close()
+
+
+def test_peer_text_in_rooms_conversations_and_the_list_is_never_markup():
+    """A rogue server sends markup as names, rooms, messages and history."""
+    welcome = {"type": "welcome", "message": EVIL, "users": ["me", EVIL],
+               "features": ["history", "private", "rooms"], "rooms": ["#lobby"]}  # fmt: skip
+    evil_chat = {"type": "chat", "id": 1, "room": "#lobby", "username": EVIL, "message": EVIL}
+    frames = [
+        welcome,
+        {"type": "room_joined", "room": f"#{EVIL}", "users": ["me", EVIL]},
+        {
+            "type": "history",
+            "room": f"#{EVIL}",
+            "messages": [{**evil_chat, "room": f"#{EVIL}"}],
+            "more": True,
+        },
+        {"type": "chat", "id": 2, "room": f"#{EVIL}", "username": EVIL, "message": EVIL},
+        {"type": "private", "id": 3, "from": EVIL, "to": "me", "message": EVIL},
+        {"type": "user_renamed", "old": EVIL, "new": EVIL + "2", "message": EVIL},
+        {"type": "error", "message": EVIL},
+    ]
+    address = fake_server(frames, stay=True)
+    widget = ChatWidget(*next(address), "me")
+    try:
+        wait_for(shows(widget, EVIL))
+        wait_for(lambda: len(widget.unread) == 3)
+        assert widget.status == CONNECTED, widget.reason  # the list of users is shown
+        for name in list(widget.unread):
+            widget.show(name)
+            assert EVIL in widget.log_text()
+            for part in (widget.log_view, widget.header, widget.users_view):
+                assert "<img" not in part.value, (name, part.value)
+        # The list's entries are buttons: the browser shows a button's description as text.
+        assert all(isinstance(b, widgets.Button) for b in widget.room_list.children)
+    finally:
+        widget.close()
+        next(address, None)
+
+
+def test_switching_rooms_while_messages_arrive_files_each_message_once_in_its_room(
+    busy_switching, open_server
+):
+    """Clicks (the browser's thread), messages (the receive thread), a cell: one lock."""
+    alice = ChatWidget(*open_server.address, "alice")
+    bob = ChatWidget(*open_server.address, "bob")
+    try:
+        assert alice.wait_connected() and bob.wait_connected()
+        in_room(alice, "#rust")
+        in_room(bob, "#rust")
+        rooms = ["#lobby", "#rust"] * (ROUNDS // 2)
+
+        def send() -> None:
+            for i, room in enumerate(rooms):
+                alice.show(room)  # what a cell could do
+                alice.submit(f"{room} {i}")
+
+        def click() -> None:
+            for i in range(4 * ROUNDS):
+                entry(bob, rooms[i % 2]).click()
+
+        at_once(send, click)
+        alice.submit("/ping")
+        wait_for(shows(alice, "Pong!"))
+        for room in ("#lobby", "#rust"):
+            wanted = [f"{room} {i}" for i, r in enumerate(rooms) if r == room]
+            wait_for(lambda room=room, wanted=wanted: chat_lines_of(bob, room) == wanted)
+        # What bob's widget shows agrees with itself: one entry per room, the room
+        # shown highlighted with nothing unread, and its log -- not the other's.
+        shown = bob.shown
+        other = "#rust" if shown == "#lobby" else "#lobby"
+        assert len(set(map(id, bob.room_list.children))) == 2
+        assert bob.unread[shown] == 0 and highlighted(bob) == [shown]
+        assert bob.unread[other] <= ROUNDS // 2
+        assert entry(bob, other).description == (
+            f"{other} ({bob.unread[other]})" if bob.unread[other] else other
+        )
+        assert f"alice</b>: {shown} " in bob.log_view.value
+        assert f"alice</b>: {other} " not in bob.log_view.value
+    finally:
+        alice.close()
+        bob.close()
+
+
+def chat_lines_of(widget: ChatWidget, room: str) -> list[str]:
+    return [line[18:] for line in widget.log_text(room).splitlines() if "] alice: #" in line]
+
+
+def test_a_click_and_a_line_handled_at_once_leave_list_header_and_log_agreeing(
+    busy_switching, open_server
+):
+    """Each redraw reads which room is shown; without the lock, a click could land
+    between one redraw's reading and its writing, leaving one room highlighted
+    and another's log shown."""
+    bob = ChatWidget(*open_server.address, "bob")
+    try:
+        assert bob.wait_connected()
+        in_room(bob, "#rust")
+        for i in range(ROUNDS):
+            room = ("#lobby", "#rust")[i % 2]
+            # Round by round, the line comes a few microseconds later than the click.
+            at_once(entry(bob, room).click, later(i * 3e-6, lambda i=i: bob.submit(f"/x{i}")))
+            shown = bob.shown
+            assert shown == room, f"round {i}"
+            assert highlighted(bob) == [shown], f"round {i}"
+            assert f"· {shown} " in bob.header.value, f"round {i}"
+            answer = f"Unknown command /x{i}."
+            assert (answer in bob.log_text()) == (answer in bob.log_view.value), f"round {i}"
+            assert (bob.log_text("#lobby") + bob.log_text("#rust")).count(answer) == 1
+    finally:
         bob.close()

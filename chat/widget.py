@@ -389,11 +389,12 @@ class _SharedFocus(Focus):
 
     :func:`~chat.client.commands.execute` runs on the sender thread (it may
     wait for the network, so it cannot hold the lock) and changes the focus
-    as the terminal's does: ``/join`` sets ``joining``, or ``room`` for a room
-    we are in.  Meanwhile the receive thread's :meth:`Focus.follow` reads and
-    changes the same fields, and a click changes ``room``.  Taking the lock
-    for every assignment keeps each of those changes whole: a ``/join`` never
-    lands in the middle of ``follow`` answering the one before.
+    as the terminal's does: ``/join`` notes the answer it waits for
+    (``asked``), or sets ``room`` for a room we are in.  Meanwhile the receive
+    thread's :meth:`Focus.follow` reads and changes the same fields, and a
+    click changes ``room``.  Taking the lock for every assignment keeps each of
+    those changes whole: a ``/join`` never lands in the middle of ``follow``
+    answering the one before.
     """
 
     def __init__(self, lock: threading.RLock) -> None:
@@ -838,7 +839,7 @@ class ChatWidget(widgets.VBox):
         self.reason = f"connected to {self.host}:{self.port}"
         self.username = client.username or self.username
         self._history = client.supports("history")
-        self.focus.room, self.focus.joining = LOBBY, None
+        self.focus.room, self.focus.asked = LOBBY, None
         self._peer = None
         self._opening.clear()
         self._follow_rooms(client)

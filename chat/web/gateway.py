@@ -448,6 +448,8 @@ class _Link(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.kind = Opcode.TEXT  # of the message being received in fragments
         self.parts: list[bytes] = []
+        # TLS: what arrives before start_tls has handed us the TLS transport.
+        self.early: list[bytes] | None = None
 
     # -- asyncio's callbacks
 
@@ -485,6 +487,7 @@ class _Link(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(limits.tls_handshake_timeout, self._too_slow)
         if gateway.ssl_context is not None:
+            self.early = []
             transport.pause_reading()  # start_tls takes the bytes from here on
             task = loop.create_task(self._start_tls(gateway.ssl_context))
             gateway._handshakes.add(task)
@@ -522,8 +525,14 @@ class _Link(asyncio.Protocol):
         assert isinstance(tls, asyncio.Transport)
         tls.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self.transport = tls
+        early, self.early = self.early or [], None
+        for data in early:
+            self.data_received(data)
 
     def data_received(self, data: bytes) -> None:
+        if self.early is not None:  # decrypted before start_tls returned: keep it for then
+            self.early.append(data)
+            return
         ws = self.ws
         conn = self.conn
         if conn is None:  # still HTTP: bounded

@@ -26,7 +26,7 @@
     status: $("status"), me: $("me"),
     login: $("login"), name: $("name"), loginError: $("login-error"),
     chat: $("chat"), rooms: $("rooms"), joinRoom: $("join-room"), roomName: $("room-name"),
-    privateSection: $("private-section"), privates: $("privates"),
+    privateSection: $("private-section"), privates: $("privates"), privateHint: $("private-hint"),
     usersTitle: $("users-title"), users: $("users"),
     title: $("title"), leave: $("leave"), log: $("log"), more: $("more"), jump: $("jump"),
     composer: $("composer"), message: $("message"),
@@ -196,15 +196,14 @@
       const newest = messages.length ? Number(messages[messages.length - 1].id) || 0 : 0;
       if (kind === "after") {
         if (frame.more && newest) askHistory(conv, "after", newest); // more came meanwhile
-      } else {
-        conv.older = Boolean(frame.more);
-        const oldest = messages.length ? Number(messages[0].id) || 0 : 0;
+      } else if (kind === "enter" && conv.resumeFrom) {
         // Entering again after a lost connection: the server sent its latest
         // messages; if older ones exist that we have not seen, fetch the gap.
-        const seen = conv.resumeFrom;
-        if (kind === "enter" && seen && frame.more && oldest > seen) {
-          askHistory(conv, "after", seen);
-        }
+        // (Whether there is more before our oldest line, we knew already.)
+        const oldest = messages.length ? Number(messages[0].id) || 0 : 0;
+        if (frame.more && oldest > conv.resumeFrom) askHistory(conv, "after", conv.resumeFrom);
+      } else {
+        conv.older = Boolean(frame.more); // first entry, or a page of older lines
       }
       render();
     },
@@ -378,11 +377,14 @@
 
   function render() {
     if (!current) return;
+    const stick = nearBottom(); // showing or hiding a button must not lose the end
     ui.title.textContent = current.kind === "private" ? `@${current.title}` : current.title;
     ui.leave.hidden = !(current.kind === "room" && current.key !== keyOf(LOBBY) && welcomed);
     ui.more.hidden = !(current.kind === "room" && current.older && welcomed && !current.expect);
     renderList(ui.rooms, [...conversations.values()].filter((c) => c.kind === "room"));
-    renderList(ui.privates, [...conversations.values()].filter((c) => c.kind === "private"));
+    const privates = [...conversations.values()].filter((c) => c.kind === "private");
+    renderList(ui.privates, privates);
+    ui.privateHint.hidden = privates.length > 0;
     const members = current.kind === "room" ? current.members : [me, current.title];
     ui.usersTitle.textContent = current.kind === "room" ? `In ${current.title}` : "Talking";
     ui.users.replaceChildren(
@@ -399,6 +401,7 @@
         return item;
       }),
     );
+    if (stick) ui.log.scrollTop = ui.log.scrollHeight;
   }
 
   function renderList(list, convs) {

@@ -14,6 +14,8 @@ import contextlib
 import json
 import socket
 import ssl
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -562,6 +564,60 @@ def test_the_server_program_serves_the_page(tmp_path):
             assert response.status == 200
         with connect(url.replace("http", "ws") + "ws", proxy=None, open_timeout=TIMEOUT) as ws:
             assert join(ws, "cli")["type"] == "welcome"
+
+
+# -- the benchmark's WebSocket clients (what they count, never how fast)
+
+
+def test_the_benchmark_counts_every_delivery_over_websocket(make_server):
+    from benchmarks.loadgen import run_load
+
+    server = make_server(limits=Limits(rate_limit=0), web_port=0)
+    result = run_load(server.web_address, clients=3, messages=20, timeout=10, transport="websocket")
+    assert (result.expected, result.delivered) == (3 * 3 * 20, 3 * 3 * 20)
+    assert (result.lost, result.duplicated, result.out_of_order, result.errors) == (0, 0, 0, 0)
+    assert result.transport == "websocket" and result.ok
+
+
+def test_the_benchmark_runs_tcp_then_websocket_on_the_same_server():
+    command = [sys.executable, "-m", "benchmarks", "--engine", "asyncio", "--transport", "both"]
+    command += ["--clients", "3", "--messages", "5", "--rate", "50", "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    loads = json.loads(done.stdout)["load"]
+    assert [(r["transport"], r["delivered"], r["lost"]) for r in loads] == [
+        ("tcp", 45, 0),
+        ("websocket", 45, 0),
+    ]
+    assert all(r["latency_p99_ms"] > 0 for r in loads)
+
+
+def test_the_benchmarks_frame_reader_reads_what_the_library_writes_however_cut():
+    from benchmarks.websocket import split_text_frames
+
+    messages = [b"", b"a", b"b" * 125, b"c" * 126, b"d" * 65535, b"e" * 65536, b"f" * 70000]
+    server = Protocol(Side.SERVER)
+    for message in messages:
+        server.send_text(message)
+    server.send_close(CloseCode.GOING_AWAY)
+    stream = b"".join(server.data_to_send())
+    close = Frame(Opcode.CLOSE, b"\x03\xe9").serialize(mask=False, extensions=[])
+    close_at = len(stream) - len(close)
+    cuts = sorted({*range(0, 300), *range(close_at - 20, len(stream) + 1), 65700, 131300})
+    for cut in cuts:
+        read: list[bytes] = []
+        buffer = b""
+        consumed = 0
+        plain = True
+        for chunk in (stream[:cut], stream[cut:]):
+            payloads, used, plain = split_text_frames(buffer + chunk)
+            read += payloads
+            buffer = (buffer + chunk)[used:]
+            consumed += used
+            if not plain:
+                break
+        assert read == messages, cut
+        assert not plain and consumed == close_at, cut  # the close is left to the library
 
 
 # -- the gateway's small parts

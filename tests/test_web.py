@@ -566,6 +566,35 @@ def test_the_server_program_serves_the_page(tmp_path):
             assert join(ws, "cli")["type"] == "welcome"
 
 
+def run_server_program(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """``python -m chat.server ARGS`` that is expected to stop at once (a refusal)."""
+    code = (
+        f"{prelude}import sys; from chat.server.__main__ import main; sys.exit(main(sys.argv[1:]))"
+    )
+    command = [sys.executable, "-c", code, "--port", "0", "--db", ":memory:", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=3 * TIMEOUT)
+
+
+def test_web_origin_without_a_web_port_is_refused():
+    done = run_server_program("--web-origin", "https://chat.example.org")
+    assert done.returncode == 2
+    assert "--web-origin needs --web-port" in done.stderr
+
+
+def test_a_web_origin_that_is_not_an_origin_is_refused():
+    done = run_server_program("--web-port", "0", "--web-origin", "chat.example.org")
+    assert done.returncode == 1
+    assert "not a web origin" in done.stderr
+
+
+def test_without_the_websockets_package_the_program_says_what_to_install():
+    done = run_server_program(
+        "--web-port", "0", prelude="sys_ = __import__('sys'); sys_.modules['websockets'] = None; "
+    )
+    assert done.returncode == 1
+    assert "pip install websockets" in done.stderr
+
+
 # -- the benchmark's WebSocket clients (what they count, never how fast)
 
 

@@ -5,6 +5,7 @@
     python -m benchmarks --engine threads --clients 50 --messages 50
     python -m benchmarks --engine asyncio --clients 10 --messages 200 --rate 100
     python -m benchmarks --engine selectors --max-clients
+    python -m benchmarks --engine asyncio --transport both   # TCP, then WebSocket clients
     python -m benchmarks --suite                 # everything; rewrites benchmarks/results.*
     python -m benchmarks --port 12345            # a server you started yourself
 
@@ -61,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--padding", type=int, default=0, help="extra characters per message")
     parser.add_argument(
+        "--transport",
+        default="tcp",
+        choices=["tcp", "websocket", "both"],
+        help="how the clients connect: TCP, WebSocket (the server's web port, "
+        "benchmarks/websocket.py), or both, one after the other on the same server "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds each phase may take at most"
     )
     parser.add_argument(
@@ -101,17 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--serve", metavar="ENGINE", help=argparse.SUPPRESS)
     parser.add_argument("--serve-max-clients", type=int, default=20000, help=argparse.SUPPRESS)
     parser.add_argument("--serve-history", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-web", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.serve:
-        return _serve(args.serve, args.serve_max_clients, args.serve_history)
+        return _serve(args.serve, args.serve_max_clients, args.serve_history, args.serve_web)
     raise_open_files_limit()
     progress = not args.quiet and sys.stderr.isatty()
     if args.suite:
         return run_suite(args.output or RESULTS, progress=progress)
+    transports = ["tcp", "websocket"] if args.transport == "both" else [args.transport]
+    if args.transport != "tcp" and (args.port is not None or args.max_clients):
+        print("error: --transport websocket works with a server of our own, without --max-clients")
+        return 2
     if args.port is not None:
         engines = ["external"]
     else:
@@ -124,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             server: ServerProcess = ExternalServer(("127.0.0.1", args.port))
         else:
             history = str(Path(scratch.name) / f"{engine}.sqlite3") if args.history else None
-            server = ServerProcess(engine, history=history)
+            server = ServerProcess(engine, history=history, web=args.transport != "tcp")
         with server:
             if args.joins:
                 joins = [
@@ -148,19 +162,23 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.json:
                     print(format_max_clients(ramp), flush=True)
                 continue
-            result = run_load(
-                server.address,
-                clients=args.clients,
-                messages=args.messages,
-                rate=args.rate,
-                padding=args.padding,
-                engine=engine,
-                timeout=args.timeout,
-                server=server,
-                progress=progress,
-            )
-        loads.append(result)
-        output["load"].append(asdict(result))
+            for transport in transports:
+                address = server.address if transport == "tcp" else server.web_address
+                assert address is not None
+                result = run_load(
+                    address,
+                    clients=args.clients,
+                    messages=args.messages,
+                    rate=args.rate,
+                    padding=args.padding,
+                    engine=engine,
+                    timeout=args.timeout,
+                    server=server,
+                    progress=progress,
+                    transport=transport,
+                )
+                loads.append(result)
+                output["load"].append(asdict(result))
     if args.json:
         print(json.dumps(output, indent=2))
     elif loads:

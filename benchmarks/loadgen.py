@@ -101,6 +101,7 @@ class LoadResult:
     clients: int
     messages: int
     rate: float  # messages a second per client; 0: as fast as possible
+    transport: str = "tcp"  # or "websocket": the clients spoke to the web port (chat.web)
     expected: int = 0  # deliveries: every message to every client, its sender included
     delivered: int = 0
     lost: int = 0
@@ -148,28 +149,40 @@ class ServerProcess:
     """
 
     def __init__(
-        self, engine: str = "threads", *, max_clients: int = 20000, history: str | None = None
+        self,
+        engine: str = "threads",
+        *,
+        max_clients: int = 20000,
+        history: str | None = None,
+        web: bool = False,
     ) -> None:
         self.engine = engine
         self.max_clients = max_clients
         self.history = history  # a database file, ":memory:", or None: no history kept
+        self.web = web  # also a web port, for WebSocket clients (benchmarks.websocket)
         self.process: subprocess.Popen[str] | None = None
         self.address = ("127.0.0.1", 0)
+        self.web_address: tuple[str, int] | None = None
 
     def start(self) -> ServerProcess:
         command = [sys.executable, "-m", "benchmarks", "--serve", self.engine]
         command += ["--serve-max-clients", str(self.max_clients)]
         if self.history is not None:
             command += ["--serve-history", self.history]
+        if self.web:
+            command.append("--serve-web")
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
         )
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()  # "port 43117", once listening
+        line = self.process.stdout.readline()  # "port 43117" (+ " web 43118"), once listening
         if not line.startswith("port "):
             self.stop()
             raise RuntimeError(f"the {self.engine} server did not start: {line!r}")
-        self.address = ("127.0.0.1", int(line.split()[1]))
+        words = line.split()
+        self.address = ("127.0.0.1", int(words[1]))
+        if len(words) >= 4 and words[2] == "web":
+            self.web_address = ("127.0.0.1", int(words[3]))
         return self
 
     def stop(self) -> None:
@@ -226,7 +239,7 @@ class ExternalServer(ServerProcess):
         return self
 
 
-def _serve(engine: str, max_clients: int, history: str | None = None) -> int:
+def _serve(engine: str, max_clients: int, history: str | None = None, web: bool = False) -> int:
     """The subprocess side of :class:`ServerProcess`: serve until stdin closes.
 
     Without ``history`` the server keeps none (``db=None``): the standard runs
@@ -243,9 +256,15 @@ def _serve(engine: str, max_clients: int, history: str | None = None) -> int:
         idle_timeout=600,
         max_send_queue_bytes=BENCH_SEND_QUEUE_BYTES,
     )
-    server = create_server(engine, "127.0.0.1", 0, limits=limits, backlog=4096, db=history)
+    web_port = 0 if web else None
+    server = create_server(
+        engine, "127.0.0.1", 0, limits=limits, backlog=4096, db=history, web_port=web_port
+    )
     server.start()
-    print("port", server.address[1], flush=True)
+    if server.web_address is not None:
+        print("port", server.address[1], "web", server.web_address[1], flush=True)
+    else:
+        print("port", server.address[1], flush=True)
     try:
         sys.stdin.read()  # until the parent closes our stdin (or dies)
     except KeyboardInterrupt:
@@ -397,10 +416,14 @@ class _Generator:
                 return
             client.connected = True
             self.connecting -= 1
-            client.out = protocol.encode(protocol.join(client.name))
+            client.out = self._hello(client)
         if self.sending and client.next_seq < self.messages and len(client.out) < 65536:
             client.out += self._frames(client, SEND_BATCH)
         self._flush(client)
+
+    def _hello(self, client: _Client) -> bytes:
+        """What a client sends first: its join (a WebSocket client, its handshake)."""
+        return protocol.encode(protocol.join(client.name))
 
     def _frames(self, client: _Client, count: int) -> bytes:
         """The next ``count`` chat frames of ``client``, stamped with the time now."""
@@ -449,7 +472,10 @@ class _Generator:
         client.buffer = data[end:]
         if not end:
             return
-        lines = data[:end]
+        self._deliver(client, data[:end], now)
+
+    def _deliver(self, client: _Client, lines: bytes, now: int) -> None:
+        """Whole frames arrived (``lines``, each ending in a newline): count and check them."""
         if not client.joined:
             if lines.startswith(b'{"type":"welcome"'):
                 client.joined = True
@@ -604,17 +630,25 @@ def run_load(
     server: ServerProcess | None = None,
     progress: bool = False,
     quiet: float = QUIET_SECONDS,
+    transport: str = "tcp",
 ) -> LoadResult:
     """Connect ``clients`` clients, have each send ``messages`` messages, measure.
 
     ``rate`` is messages a second per client (0: as fast as possible).
+    ``transport="websocket"``: the clients speak WebSocket to ``address``, a
+    server's web port (:mod:`benchmarks.websocket`).
     ``padding`` adds characters to each message.  Every phase ends by
     ``timeout`` seconds at the latest; what has not arrived by then is lost,
     and so is what has not arrived ``quiet`` seconds after the last delivery
     once everything was sent.
     """
-    result = LoadResult(engine, clients, messages, rate)
-    gen = _Generator(address, progress)
+    result = LoadResult(engine, clients, messages, rate, transport)
+    if transport == "websocket":
+        from benchmarks.websocket import WebSocketGenerator  # needs the websockets package
+
+        gen: _Generator = WebSocketGenerator(address, progress)
+    else:
+        gen = _Generator(address, progress)
     gen.quiet = quiet
     try:
         start = time.monotonic()
@@ -756,8 +790,9 @@ def machine_info() -> dict[str, Any]:
 
 def format_load(results: list[LoadResult]) -> str:
     """A table of load results for the terminal."""
+    width = max([10] + [len(_label(r)) + 1 for r in results])
     head = (
-        f"{'engine':<10}{'clients':>8}{'msgs':>6}{'rate':>6}{'expected':>10}{'lost':>6}"
+        f"{'engine':<{width}}{'clients':>8}{'msgs':>6}{'rate':>6}{'expected':>10}{'lost':>6}"
         f"{'dup':>5}{'ooo':>5}{'deliv/s':>10}{'p50ms':>9}{'p90ms':>9}{'p99ms':>9}"
         f"{'maxms':>9}{'join s':>7}{'gen':>5}{'srv':>5}"
     )
@@ -765,7 +800,7 @@ def format_load(results: list[LoadResult]) -> str:
     for r in results:
         server_cpu = f"{r.server_cpu:.0%}" if r.server_cpu is not None else "-"
         rows.append(
-            f"{r.engine:<10}{r.clients:>8}{r.messages:>6}{r.rate or '-':>6}{r.expected:>10,}"
+            f"{_label(r):<{width}}{r.clients:>8}{r.messages:>6}{r.rate or '-':>6}{r.expected:>10,}"
             f"{r.lost:>6}{r.duplicated:>5}{r.out_of_order:>5}{r.deliveries_per_s:>10,.0f}"
             f"{r.latency_p50_ms:>9.2f}{r.latency_p90_ms:>9.2f}{r.latency_p99_ms:>9.2f}"
             f"{r.latency_max_ms:>9.1f}{r.connect_join_s:>7.2f}{r.generator_cpu:>5.0%}"
@@ -773,6 +808,11 @@ def format_load(results: list[LoadResult]) -> str:
         )
         rows += [f"  note: {note}" for note in r.notes]
     return "\n".join(rows)
+
+
+def _label(result: LoadResult) -> str:
+    """The engine, and the transport if not TCP: ``asyncio/ws``."""
+    return result.engine if result.transport == "tcp" else f"{result.engine}/ws"
 
 
 def format_max_clients(result: MaxClientsResult) -> str:

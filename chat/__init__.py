@@ -19,6 +19,8 @@ The modules, from the bottom up (each depends only on those above it):
   interfaces share, :mod:`chat.client.display` and :mod:`chat.client.commands`;
   then :mod:`chat.client.terminal` (``python -m chat.client``).
 * :mod:`chat.widget`      -- the chat client as a Jupyter widget (needs ipywidgets).
+* :mod:`chat.web`         -- chat from a browser: the WebSocket gateway on the same
+  core (:mod:`chat.web.gateway`, ``--web-port``; needs websockets) and the page.
 
 The load generator (``python -m benchmarks``) and the course's tools live
 outside the package: they are not part of the chat.

@@ -6,6 +6,7 @@
     python -m chat.server --host 0.0.0.0           # every network interface
     python -m chat.server --port 0                 # any free port (the log says which)
     python -m chat.server --engine selectors       # the event-loop engine
+    python -m chat.server --web-port 8080          # also the chat page: http://localhost:8080/
     python -m chat.server --help                   # every option, limits included
 
 The log goes to standard error in the format the original chat used
@@ -66,6 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     tls = parser.add_argument_group("TLS (README: Security)")
     tls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve over TLS")
     tls.add_argument("--tls-key", metavar="PEM", help="private key, if not in the --tls-cert file")
+    web = parser.add_argument_group("the web page (README: The web page)")
+    web.add_argument(
+        "--web-port",
+        type=int,
+        metavar="PORT",
+        help="also serve the chat page and a WebSocket endpoint (/ws) on this port "
+        "(0: any free; over TLS too with --tls-cert; needs the websockets package)",
+    )
+    web.add_argument(
+        "--web-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="another web origin whose pages may connect, such as https://chat.example.org "
+        "(repeatable; the page's own origin always may)",
+    )
     add_limit_arguments(parser)
     return parser
 
@@ -86,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = {"limits": Limits.from_args(args), "db": args.db}
     if ssl_context is not None:
         options["ssl_context"] = ssl_context
+    if args.web_origin and args.web_port is None:
+        parser.error("--web-origin needs --web-port")
+    if args.web_port is not None:
+        options["web_port"] = args.web_port
+        options["web_origins"] = args.web_origin
     prepare_process(args.engine)
     server = create_server(args.engine, args.host, args.port, **options)
 
@@ -104,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.strerror}", file=sys.stderr)
         return 1
     except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:  # --web-port without the websockets package
+        print(f"error: {exc}; install it with: pip install websockets", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a --web-origin that is not an origin
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

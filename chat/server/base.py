@@ -37,6 +37,15 @@ how it starts a close, how it aborts a connection, and how another thread
 hands it work (``_from_thread``).  The bookkeeping here is
 not thread-safe: the threaded engine calls it under its one lock; the event
 loops call it from their one thread.
+
+**A gateway** is another way into the same core, beside the engine: the
+WebSocket gateway (:mod:`chat.web.gateway`, ``web_port=``) is one.  It runs
+its own thread, calls the core only through :meth:`ServerBase._from_thread`,
+and its clients are :class:`Connection` objects like any other -- counted, with
+the same limits and the same bounded outbox -- except that each names its
+gateway (:attr:`Connection.gateway`).  The engine never sees them: what the
+core queues for them, their closes and their aborts go to their gateway
+(:class:`Gateway`, three methods), and the engines' own loops stay as they were.
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from chat.core import Action, ChatCore, Close, Fetch, Send, Store
 from chat.limits import Limits
@@ -55,11 +65,15 @@ from chat.logthrottle import LogThrottle
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from chat.store import MEMORY, HistoryStore
 
+if TYPE_CHECKING:  # chat.web imports this module; it is imported only when web_port is set
+    from chat.web.gateway import WebGateway
+
 __all__ = [
     "LOG_FORMAT",
     "AddressInUseError",
     "Connection",
     "EventLoopServer",
+    "Gateway",
     "ServerBase",
     "listen",
 ]
@@ -130,6 +144,11 @@ class Connection:
 
     __slots__ = ("address", "close_by", "closed", "closing", "out", "queued")
 
+    #: Who sends this connection's frames: ``None`` for the engine's own
+    #: connections (it finds them in :attr:`ServerBase._ready`), or the
+    #: :class:`Gateway` a client came through (a subclass sets it).
+    gateway: Gateway | None = None
+
     def __init__(self, address: tuple[str, int]) -> None:
         self.address = address
         self.out: list[bytes] = []
@@ -156,6 +175,23 @@ class Connection:
         return f"<connection {host_port(str(self.address[0]), int(self.address[1]))}>"
 
 
+class Gateway(Protocol):
+    """What a gateway does for its own connections, called where the core runs.
+
+    The same three jobs an engine does for its connections (see the module
+    docstring): send what waits in outboxes, start a close, abort.
+    """
+
+    def send_outboxes(self, conns: list[Connection]) -> None:
+        """These connections have frames waiting: take them (now) and send them (soon)."""
+
+    def start_close(self, conn: Connection) -> None:
+        """``conn`` is closing: send what its outbox holds, then say goodbye."""
+
+    def abort(self, conn: Connection) -> None:
+        """Close ``conn`` now, dropping whatever is still queued for it."""
+
+
 class ServerBase:
     """A chat server's public API and the machinery every engine shares.
 
@@ -169,6 +205,12 @@ class ServerBase:
     ``db`` is where room history is kept (:mod:`chat.store`): a file, or
     ``":memory:"`` (the default from Python: nothing outlives the server), or
     ``None`` for no store at all (rooms remember only their latest messages).
+
+    ``web_port`` also serves the chat page and a WebSocket endpoint on that
+    port (:mod:`chat.web`; needs the ``websockets`` package; 0: any free port,
+    read it back from :attr:`web_address`), over TLS too when ``ssl_context``
+    is set.  ``web_origins`` are the other web origins whose pages may connect
+    (``"https://chat.example.org"``); the page's own origin always may.
     """
 
     def __init__(
@@ -180,6 +222,8 @@ class ServerBase:
         backlog: int = 128,
         ssl_context: ssl.SSLContext | None = None,
         db: str | None = MEMORY,
+        web_port: int | None = None,
+        web_origins: Iterable[str] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -200,6 +244,11 @@ class ServerBase:
         self._closing: set[Connection] = set()  # every one with a close deadline
         self._ready: list[Connection] = []  # those with frames waiting in their outbox
         self._log = LogThrottle(log)  # conditions (accept failed, ...), summarised
+        self.web_port = web_port
+        self.web_origins = tuple(web_origins)
+        self._gateway: WebGateway | None = None  # the WebSocket gateway, when web_port is set
+        self._gateway_connections: set[Connection] = set()  # its clients, counted like ours
+        self._gateway_ready: list[Connection] = []  # those of them with frames waiting
 
     # -- what engines write
 
@@ -237,7 +286,14 @@ class ServerBase:
             self.core.continue_ids(self.store.open())
         try:
             self._listener = listen(self.host, self.port, self.backlog)
+            if self.web_port is not None:  # its port is taken before anything starts
+                from chat.web.gateway import WebGateway  # optional: needs websockets
+
+                self._gateway = WebGateway(self, self.web_port, origins=self.web_origins)
         except BaseException:
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
             if self.store is not None:
                 self.store.close()
             raise
@@ -248,10 +304,14 @@ class ServerBase:
         except BaseException:
             self._listener.close()
             self._listener = None
+            if self._gateway is not None:
+                self._gateway.close()
             if self.store is not None:
                 self.store.close()
             raise
         log.info("Chat server started on %s", host_port(self.host, self.port))
+        if self._gateway is not None:
+            self._gateway.start()
         log.info("Waiting for connections...")
         return self
 
@@ -259,6 +319,11 @@ class ServerBase:
     def address(self) -> tuple[str, int]:
         """The (host, port) the server listens on; the real port if you asked for 0."""
         return self._address
+
+    @property
+    def web_address(self) -> tuple[str, int] | None:
+        """The (host, port) of the web page and WebSocket endpoint, if ``web_port`` was set."""
+        return self._gateway.address if self._gateway is not None else None
 
     @property
     def running(self) -> bool:
@@ -296,6 +361,8 @@ class ServerBase:
         self._stopping.set()  # after the deadline is set: engine threads read it
         log.info("Shutting down...")
         self._stop_serving()
+        if self._gateway is not None:  # its clients were told goodbye with everyone
+            self._gateway.stop()
         if self.store is not None:
             self.store.close()  # what it holds is written first
         self._stopped.set()
@@ -322,8 +389,12 @@ class ServerBase:
         too, until its socket is closed: it has been told why ("Server full")
         and is on its way out, with a deadline like every close.
         """
-        closing = len(self._connections) - self.core.connection_count
-        self._connections.add(conn)
+        held = len(self._connections) + len(self._gateway_connections)
+        closing = held - self.core.connection_count
+        if conn.gateway is None:
+            self._connections.add(conn)
+        else:
+            self._gateway_connections.add(conn)
         self._perform(self.core.connect(conn, conn.address, closing=closing))
         return self.core.is_open(conn)
 
@@ -332,7 +403,8 @@ class ServerBase:
 
         No socket is touched here; the engine sends what waits in the outboxes
         of :attr:`_ready` afterwards.  This is the hot loop of a broadcast --
-        one append per receiver -- so it is kept plain.
+        one append per receiver -- so it is kept plain.  A gateway's clients
+        wait in :attr:`_gateway_ready` instead, handed to it at the end.
         """
         limit = self.limits.max_send_queue_bytes
         ready = self._ready
@@ -351,11 +423,22 @@ class ServerBase:
                     dropped += self._overflow(conn)
                     continue
                 if not queued:
-                    ready.append(conn)
+                    if conn.gateway is None:
+                        ready.append(conn)
+                    else:
+                        self._gateway_ready.append(conn)
                 conn.out.append(data)
                 conn.queued = queued + size
         if dropped:  # after everything else, so that every receiver sees one order
             self._perform(dropped)
+        if self._gateway_ready:
+            self._flush_gateway()
+
+    def _flush_gateway(self) -> None:
+        """Hand the gateway its clients that have frames waiting (a server has one gateway)."""
+        conns, self._gateway_ready = self._gateway_ready, []
+        assert self._gateway is not None
+        self._gateway.send_outboxes(conns)
 
     def _perform_other(self, action: Action) -> None:
         """The rarer actions: a close, and what goes to the history store."""
@@ -391,7 +474,7 @@ class ServerBase:
             "Send queue exceeded for %r: disconnecting it",
             conn,
         )
-        self._abort(conn)
+        self._abort_any(conn)
         return self.core.disconnect(conn, "send queue exceeded")
 
     def _close_soon(self, conn: Connection) -> None:
@@ -403,7 +486,17 @@ class ServerBase:
         if self._stopping.is_set():  # stop() gives half its time to goodbyes
             conn.close_by = min(conn.close_by, self._deadline - self._timeout / 2)
         self._closing.add(conn)
-        self._start_close(conn)
+        if conn.gateway is None:
+            self._start_close(conn)
+        else:
+            conn.gateway.start_close(conn)
+
+    def _abort_any(self, conn: Connection) -> None:
+        """Abort ``conn``, whether the engine's or a gateway's."""
+        if conn.gateway is None:
+            self._abort(conn)
+        else:
+            conn.gateway.abort(conn)
 
     def _tls_failed_reason(self, conn: Connection, exc: BaseException) -> str:
         """Log that a TLS handshake failed (summarised); return the reason for the core."""
@@ -428,6 +521,7 @@ class ServerBase:
         conn.out = []
         conn.queued = 0
         self._connections.discard(conn)
+        self._gateway_connections.discard(conn)
         self._closing.discard(conn)
 
     def _tick(self) -> None:
@@ -439,12 +533,13 @@ class ServerBase:
     def _expire_closes(self, now: float) -> None:
         """Cut off every connection whose close is past its deadline."""
         for conn in [c for c in self._closing if now >= c.close_by]:
-            self._abort(conn)
+            self._abort_any(conn)
 
     def _begin_shutdown(self) -> None:
         """Tell every client goodbye and start closing every connection (stop() calls this)."""
         self._perform(self.core.shutdown())
-        for conn in list(self._connections):  # those the core had already forgotten too
+        # Those the core had already forgotten too; a gateway's clients close with everyone.
+        for conn in [*self._connections, *self._gateway_connections]:
             self._close_soon(conn)
 
 

@@ -43,12 +43,17 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from chat.core import Action, ChatCore, Close, Fetch, Send, Store
 from chat.limits import Limits
 from chat.logthrottle import LogThrottle
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from chat.store import MEMORY, HistoryStore
+
+if TYPE_CHECKING:
+    from chat.cluster import ClusterConfig
+    from chat.cluster.broker import Broker
 
 __all__ = [
     "LOG_FORMAT",
@@ -164,6 +169,9 @@ class ServerBase:
     ``db`` is where room history is kept (:mod:`chat.store`): a file, or
     ``":memory:"`` (the default from Python: nothing outlives the server), or
     ``None`` for no store at all (rooms remember only their latest messages).
+    ``redis``: a Redis URL (or a :class:`chat.cluster.ClusterConfig`) makes this
+    server one node of a chat shared by every server on that Redis
+    (:mod:`chat.cluster`); history then lives in Redis, and ``db`` is not used.
     """
 
     def __init__(
@@ -175,6 +183,7 @@ class ServerBase:
         backlog: int = 128,
         ssl_context: ssl.SSLContext | None = None,
         db: str | None = MEMORY,
+        redis: str | ClusterConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -182,9 +191,20 @@ class ServerBase:
         self.backlog = backlog
         self.ssl_context = ssl_context
         self.store = (
-            HistoryStore(db, retention=self.limits.history_retention) if db is not None else None
+            HistoryStore(db, retention=self.limits.history_retention)
+            if db is not None and redis is None
+            else None
         )
-        self.core = ChatCore(self.limits, stored_history=self.store is not None)
+        self.cluster: Broker | None = None  # several servers, one chat (chat.cluster)
+        if redis is not None:
+            from chat.cluster.broker import Broker  # needs redis-py: only when asked for
+
+            self.cluster = Broker(redis, self)
+        self.core = (
+            self.cluster.core
+            if self.cluster is not None
+            else ChatCore(self.limits, stored_history=self.store is not None)
+        )
         self._listener: socket.socket | None = None
         self._address: tuple[str, int] = (host, port)
         self._stopping = threading.Event()
@@ -239,13 +259,19 @@ class ServerBase:
         self._address = self._listener.getsockname()[:2]
         self.port = self._address[1]
         try:
+            if self.cluster is not None:  # who is online, before anyone is accepted
+                self.cluster.connect(self._address)
             self._start_serving()
         except BaseException:
             self._listener.close()
             self._listener = None
             if self.store is not None:
                 self.store.close()
+            if self.cluster is not None:
+                self.cluster.stop()
             raise
+        if self.cluster is not None:
+            self.cluster.run()
         log.info("Chat server started on %s", host_port(self.host, self.port))
         log.info("Waiting for connections...")
         return self
@@ -293,6 +319,8 @@ class ServerBase:
         self._stop_serving()
         if self.store is not None:
             self.store.close()  # what it holds is written first
+        if self.cluster is not None:
+            self.cluster.stop()  # the other servers drop our users at once
         self._stopped.set()
         log.info("Server stopped")
 
@@ -360,6 +388,9 @@ class ServerBase:
             if self.store is not None:
                 self.store.append(action.frame)
         elif isinstance(action, Fetch):
+            if self.cluster is not None:
+                self.cluster.fetch(action)
+                return
             if self.store is None:  # no store: nothing older than memory exists
                 self._perform(self.core.history_fetched(action, [], False))
                 return
@@ -372,6 +403,8 @@ class ServerBase:
                     self._history_arrived, action, frames, more
                 ),
             )
+        elif self.cluster is not None:  # Claim, Release, Publish: for the whole chat
+            self.cluster.handle(action)  # type: ignore[arg-type]
 
     def _history_arrived(self, fetch: Fetch, frames: list, more: bool) -> None:
         """Where the core runs: the store's answer goes to the core."""

@@ -46,8 +46,12 @@ Only :mod:`chat.cluster.broker` needs redis-py (``pip install ".[redis]"``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ClusterConfig", "ClusterError"]
+if TYPE_CHECKING:
+    from chat.cluster.broker import Broker
+
+__all__ = ["ClusterConfig", "ClusterError", "make_broker"]
 
 
 class ClusterError(Exception):
@@ -81,3 +85,15 @@ class ClusterConfig:
     backoff_max: float = 2.0
     relay_length: int = 100_000
     connect_timeout: float = 5.0
+
+
+def make_broker(config: str | ClusterConfig, server: Any) -> Broker:
+    """The broker component for ``server`` (a :class:`chat.server.base.ServerBase`)."""
+    try:
+        from chat.cluster.broker import Broker
+    except ImportError as exc:  # redis-py is an optional extra
+        raise ClusterError(
+            f"Several servers need the Redis client redis-py ({exc}): "
+            "pip install 'redis>=5' (or the extra: pip install '.[redis]')"
+        ) from None
+    return Broker(config, server)

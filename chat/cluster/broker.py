@@ -146,7 +146,8 @@ return 0
 #: Start, or come back after an outage, in one atomic step (see the module docstring).
 #: KEYS: nodes, alive:NODE, users:NODE, relay, ids, instance:NAME.
 #: ARGV: node, ttl ms, prefix, id floor, relay length, then (name key, user record) pairs.
-#: Returns {the relay position of our news, names lost, {other node, its user records}...}.
+#: Returns {the relay position of our news, names lost, {other node, its user records}...,
+#: the last message id handed out}.
 HELLO = """
 local node, prefix = ARGV[1], ARGV[3]
 local previous = redis.call('GET', KEYS[6])
@@ -164,7 +165,9 @@ if previous and previous ~= node then
 end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 redis.call('SADD', KEYS[1], node)
-if tonumber(redis.call('GET', KEYS[5]) or '0') < tonumber(ARGV[4]) then
+local counter = tonumber(redis.call('GET', KEYS[5]) or '0')
+if counter < tonumber(ARGV[4]) then
+  counter = tonumber(ARGV[4])
   redis.call('SET', KEYS[5], ARGV[4])
 end
 redis.call('DEL', KEYS[3])
@@ -194,7 +197,7 @@ for _, other in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     end
   end
 end
-return {position, lost, others}
+return {position, lost, others, counter}
 """
 
 #: A node whose heartbeat expired: forget it (if it really is still gone).
@@ -307,7 +310,7 @@ class Broker:
                 "Is redis-server running there? (README: Several servers, one chat)"
             ) from None
         # The engine does not run yet: no client, nothing to send; the core learns who is here.
-        self.server._perform(self.core.linked(others, lost, resumed=False))
+        self.server._perform(self.core.linked(others, lost, resumed=False, last_id=self._seen))
         log.info(
             "Part of the chat on Redis %s as %s (%d other servers)",
             self.config.url,
@@ -413,7 +416,9 @@ class Broker:
         self._wake = asyncio.Event()
         self._online = asyncio.Event()
         self._client()
-        return await asyncio.wait_for(self._hello(first=True), self.config.connect_timeout)
+        answer = await asyncio.wait_for(self._hello(first=True), self.config.connect_timeout)
+        self._online.set()
+        return answer
 
     def _start_tasks(self) -> None:
         for work in (self._read_loop, self._write_loop, self._heartbeat_loop):
@@ -429,7 +434,7 @@ class Broker:
         users = [item for key, user in self._users.items() for item in (key, _encode(user))]
         resumed = self._down_since is not None
         floor = self._seen + ID_GAP if resumed else 0
-        position, lost_keys, flat = await self._scripts["hello"](
+        position, lost_keys, flat, counter = await self._scripts["hello"](
             keys=[
                 keys["nodes"],
                 keys["alive:"] + self.node,
@@ -443,12 +448,11 @@ class Broker:
         others = {flat[i]: [json.loads(u) for u in flat[i + 1]] for i in range(0, len(flat), 2)}
         lost = [self._users.pop(key)["username"] for key in lost_keys if key in self._users]
         if first:
-            self._position = position  # a new node reads what comes after its news
+            self._position = position  # a new node reads what comes after its news,
+            self._seen = int(counter)  # and every message before it is history
         self._replay_until = _position(position)
         self._nodes = dict.fromkeys([*self._nodes, *others])
         self._linked_at = time.monotonic()
-        assert self._online is not None
-        self._online.set()
         if self._releases:
             names, self._releases = self._releases, []
             for name in names:
@@ -528,6 +532,7 @@ class Broker:
             log.warning("This server's heartbeat had expired: introducing it again")
             others, lost = await self._hello()
             self._apply("linked", others, lost, resumed=False)
+            # (the link stayed up: the reader goes on where it was)
 
     async def _publish(self, pipe: Any, event: Frame, online: bool) -> int:
         """Add one event to the pipeline (and to our record of our users); return 1 if added."""
@@ -677,6 +682,9 @@ class Broker:
             exc or type(exc).__name__,
         )
         self._apply("unlinked")
+        if self._redis is not None:  # every pooled connection is suspect now: new ones later
+            with contextlib.suppress(Exception):
+                await self._redis.connection_pool.disconnect()
         self._tasks.append(self._loop.create_task(self._relink()))
 
     async def _relink(self) -> None:
@@ -700,6 +708,8 @@ class Broker:
             )
             self._down_since = None
             self._apply("linked", others, lost, resumed=True)
+            assert self._online is not None
+            self._online.set()  # the reader goes on where it stopped: it replays what it missed
             return
 
     # -- history
@@ -738,6 +748,9 @@ class Broker:
                         action=event.get("action", False),
                     )
                 )
+        # Redis may already hold messages the reader has not read yet: they come
+        # live, so they are not history (PROTOCOL.md 9: never both).
+        frames = [frame for frame in frames if frame["id"] <= self._seen]
         self.server._from_thread(self.server._history_arrived, fetch, frames, more)
 
     # -- stopping

@@ -509,7 +509,12 @@ class ClusterCore(ChatCore):
         return []
 
     def linked(
-        self, others: dict[str, list[Frame]], lost: list[str] | None = None, *, resumed: bool
+        self,
+        others: dict[str, list[Frame]],
+        lost: list[str] | None = None,
+        *,
+        resumed: bool,
+        last_id: int = 0,
     ) -> list[Action]:
         """The link is up: ``others`` are the other nodes' users now.
 
@@ -519,9 +524,11 @@ class ClusterCore(ChatCore):
         forgets its in-memory tail of history -- it may lack what was said
         elsewhere meanwhile, and hold what was said only here -- and loads it
         again from the broker.  Nodes not in ``others`` are kept: they may not
-        have come back yet (the heartbeats decide).
+        have come back yet (the heartbeats decide).  ``last_id``: at start, the
+        last id handed out in the chat -- every message up to it is history.
         """
         self.online = True
+        self.continue_ids(last_id + 1)
         actions: list[Action] = []
         for name in lost or ():
             peer = self._by_name.get(_key(name))
@@ -541,9 +548,3 @@ class ClusterCore(ChatCore):
                     room.fetching = True
                     actions.append(Fetch(room.name, HISTORY_CACHE, generation=room.generation))
         return actions
-
-    def history_fetched(self, fetch: Fetch, frames: list[Frame], more: bool) -> list[Action]:
-        # The broker's history may already hold messages this node has not
-        # relayed yet; they come live, so they are left out here.
-        fresh = [frame for frame in frames if frame["id"] <= self._last_id]
-        return super().history_fetched(fetch, fresh, more)

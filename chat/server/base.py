@@ -197,9 +197,9 @@ class ServerBase:
         )
         self.cluster: Broker | None = None  # several servers, one chat (chat.cluster)
         if redis is not None:
-            from chat.cluster.broker import Broker  # needs redis-py: only when asked for
+            from chat.cluster import make_broker  # redis-py is loaded only when asked for
 
-            self.cluster = Broker(redis, self)
+            self.cluster = make_broker(redis, self)
         self.core = (
             self.cluster.core
             if self.cluster is not None
@@ -316,11 +316,11 @@ class ServerBase:
         self._deadline = time.monotonic() + timeout
         self._stopping.set()  # after the deadline is set: engine threads read it
         log.info("Shutting down...")
+        if self.cluster is not None:
+            self.cluster.stop(timeout / 2)  # first the other servers: they drop our users at once
         self._stop_serving()
         if self.store is not None:
             self.store.close()  # what it holds is written first
-        if self.cluster is not None:
-            self.cluster.stop()  # the other servers drop our users at once
         self._stopped.set()
         log.info("Server stopped")
 

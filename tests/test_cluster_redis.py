@@ -390,3 +390,15 @@ def test_a_node_refuses_to_start_when_redis_cannot_be_reached():
     )
     assert result.returncode == 1
     assert "Cannot reach Redis at" in result.stderr and "redis-server" in result.stderr
+
+
+def test_the_cluster_benchmark_counts_every_delivery_and_which_crossed_nodes(make_node):
+    from benchmarks.cluster import run_cluster_load
+
+    nodes = [make_node(), make_node("asyncio")]
+    result, cross, same = run_cluster_load(
+        [node.address for node in nodes], clients=4, messages=10, rate=100, timeout=10
+    )
+    assert result.delivered == result.expected == 4 * 4 * 10
+    assert (result.lost, result.duplicated, result.out_of_order) == (0, 0, 0)
+    assert (len(cross), len(same)) == (80, 80)  # half of each client's senders are elsewhere

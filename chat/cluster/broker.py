@@ -44,6 +44,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -58,7 +59,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from chat import protocol
@@ -231,6 +232,21 @@ redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[3], '*', 'e',
 return 1
 """
 
+#: Every script by name: its source, and the SHA1 digest Redis knows it by (EVALSHA).
+SCRIPTS = {
+    name: (source, hashlib.sha1(source.encode()).hexdigest())
+    for name, source in (
+        ("relay", RELAY),
+        ("presence", PRESENCE),
+        ("claim", CLAIM),
+        ("release", RELEASE),
+        ("heartbeat", HEARTBEAT),
+        ("hello", HELLO),
+        ("bury", BURY),
+        ("goodbye", GOODBYE),
+    )
+}
+
 _HEARTBEAT = object()  # the heartbeat's place in the writer's queue
 
 
@@ -269,7 +285,6 @@ class Broker:
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._redis: aioredis.Redis | None = None
-        self._scripts: dict[str, Any] = {}
         self._queue: collections.deque[object] = collections.deque()  # from the engine
         self._scheduled = False  # the writer has been woken for what is queued
         self._wake: asyncio.Event | None = None
@@ -399,18 +414,26 @@ class Broker:
                 socket_timeout=max(5.0, 2 * BLOCK_MS / 1000),
                 retry=Retry(NoBackoff(), 0),
             )
-            for name, source in (
-                ("relay", RELAY),
-                ("presence", PRESENCE),
-                ("claim", CLAIM),
-                ("release", RELEASE),
-                ("heartbeat", HEARTBEAT),
-                ("hello", HELLO),
-                ("bury", BURY),
-                ("goodbye", GOODBYE),
-            ):
-                self._scripts[name] = self._redis.register_script(source)
         return self._redis
+
+    def _script(self, pipe: Any, name: str, keys: list[str], args: list[Any]) -> None:
+        """Queue script ``name`` on a pipeline, by its SHA (HELLO loaded every script).
+
+        Not redis-py's ``register_script`` objects: in a pipeline, those ask
+        Redis whether it knows them before every batch -- one round trip more
+        per message.
+        """
+        pipe.evalsha(SCRIPTS[name][1], len(keys), *keys, *args)
+
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run script ``name`` now (loading it first if this Redis does not know it)."""
+        redis = self._client()
+        source, sha = SCRIPTS[name]
+        try:
+            return await redis.evalsha(sha, len(keys), *keys, *args)
+        except NoScriptError:  # Redis restarted since: scripts are not kept
+            await redis.script_load(source)
+            return await redis.evalsha(sha, len(keys), *keys, *args)
 
     async def _first_hello(self) -> tuple[dict[str, list[Frame]], list[str]]:
         self._wake = asyncio.Event()
@@ -434,8 +457,13 @@ class Broker:
         users = [item for key, user in self._users.items() for item in (key, _encode(user))]
         resumed = self._down_since is not None
         floor = self._seen + ID_GAP if resumed else 0
-        position, lost_keys, flat, counter = await self._scripts["hello"](
-            keys=[
+        load = self._client().pipeline(transaction=False)
+        for source, _ in SCRIPTS.values():  # a Redis that restarted knows none of them
+            load.script_load(source)
+        await load.execute()
+        position, lost_keys, flat, counter = await self._run(
+            "hello",
+            [
                 keys["nodes"],
                 keys["alive:"] + self.node,
                 keys["users:"] + self.node,
@@ -443,7 +471,7 @@ class Broker:
                 keys["ids"],
                 f"{self._prefix}instance:{self.name}",
             ],
-            args=[self.node, self._ttl_ms, self._prefix, floor, self.config.relay_length, *users],
+            [self.node, self._ttl_ms, self._prefix, floor, self.config.relay_length, *users],
         )
         others = {flat[i]: [json.loads(u) for u in flat[i + 1]] for i in range(0, len(flat), 2)}
         lost = [self._users.pop(key)["username"] for key in lost_keys if key in self._users]
@@ -456,7 +484,7 @@ class Broker:
         if self._releases:
             names, self._releases = self._releases, []
             for name in names:
-                await self._scripts["release"](keys=[self._keys["name:"] + name], args=[self.node])
+                await self._run("release", [self._keys["name:"] + name], [self.node])
         return others, lost
 
     # -- the writer
@@ -482,13 +510,11 @@ class Broker:
         count = 0
         for action in batch:
             if isinstance(action, Publish):
-                count += await self._publish(pipe, action.event, online)
+                count += self._publish(pipe, action.event, online)
             elif isinstance(action, Claim):
                 if online:
                     key = self._keys["name:"] + action.username.casefold()
-                    await self._scripts["claim"](
-                        keys=[key], args=[self.node, self._keys["alive:"]], client=pipe
-                    )
+                    self._script(pipe, "claim", [key], [self.node, self._keys["alive:"]])
                     claims.append((action, count))
                     count += 1
                 else:
@@ -496,15 +522,16 @@ class Broker:
             elif isinstance(action, Release):
                 if online:
                     key = self._keys["name:"] + action.username.casefold()
-                    await self._scripts["release"](keys=[key], args=[self.node], client=pipe)
+                    self._script(pipe, "release", [key], [self.node])
                     count += 1
                 else:
                     self._releases.append(action.username.casefold())
             elif action is _HEARTBEAT and online:
-                await self._scripts["heartbeat"](
-                    keys=[self._keys["nodes"], self._keys["alive:"] + self.node],
-                    args=[self.node, self._ttl_ms],
-                    client=pipe,
+                self._script(
+                    pipe,
+                    "heartbeat",
+                    [self._keys["nodes"], self._keys["alive:"] + self.node],
+                    [self.node, self._ttl_ms],
                 )
                 heartbeat = count
                 count += 1
@@ -534,7 +561,7 @@ class Broker:
             self._apply("linked", others, lost, resumed=False)
             # (the link stayed up: the reader goes on where it was)
 
-    async def _publish(self, pipe: Any, event: Frame, online: bool) -> int:
+    def _publish(self, pipe: Any, event: Frame, online: bool) -> int:
         """Add one event to the pipeline (and to our record of our users); return 1 if added."""
         kind = event["kind"]
         if kind in ("chat", "private"):
@@ -544,14 +571,15 @@ class Broker:
             keys = [self._keys["ids"], self._keys["relay"]]
             if kind == "chat":
                 keys.append(f"{self._prefix}history:{room_key(event['room'])}")
-            await self._scripts["relay"](
-                keys=keys,
-                args=[
+            self._script(
+                pipe,
+                "relay",
+                keys,
+                [
                     _encode(event),
                     self.config.relay_length,
                     self.server.limits.history_retention,
                 ],
-                client=pipe,
             )
             return 1
         set_key = set_value = drop_key = release = ""
@@ -581,9 +609,11 @@ class Broker:
             return 0  # HELLO writes the whole record when the link is back
         if set_key:
             set_value = _encode(users[set_key])
-        await self._scripts["presence"](
-            keys=[self._keys["relay"], self._keys["users:"] + self.node],
-            args=[
+        self._script(
+            pipe,
+            "presence",
+            [self._keys["relay"], self._keys["users:"] + self.node],
+            [
                 _encode(event),
                 self.config.relay_length,
                 self.node,
@@ -592,7 +622,6 @@ class Broker:
                 drop_key,
                 self._keys["name:"] + release if release else "",
             ],
-            client=pipe,
         )
         return 1
 
@@ -662,7 +691,7 @@ class Broker:
             if beat is None and node in self._nodes:
                 del self._nodes[node]
                 self._apply("node_gone", node)
-                await self._scripts["bury"](keys=[self._keys["nodes"]], args=[node, self._prefix])
+                await self._run("bury", [self._keys["nodes"]], [node, self._prefix])
 
     # -- losing the link, and getting it back
 
@@ -765,15 +794,16 @@ class Broker:
         if not self._online.is_set():
             return
         keys = self._keys
-        await self._scripts["goodbye"](
-            keys=[
+        await self._run(
+            "goodbye",
+            [
                 keys["nodes"],
                 keys["alive:"] + self.node,
                 keys["users:"] + self.node,
                 keys["relay"],
                 f"{self._prefix}instance:{self.name}",
             ],
-            args=[self.node, self._prefix, self.config.relay_length],
+            [self.node, self._prefix, self.config.relay_length],
         )
 
 

@@ -36,6 +36,7 @@ COURSE = [
     "07_robustness",
     "08_event_loop",
     "09_performance",
+    "12_scale_out",
     "13_next_steps",
 ]
 PLANNED = ("10_", "11_", "12_")
@@ -50,7 +51,11 @@ EXERCISES = {
     "06": ["ex15_receive_loop", "ex16_command_parser"],
     "07": ["ex17_token_bucket", "ex18_timeouts"],
     "08": ["ex19_nonblocking", "ex20_selectors_loop", "ex21_capstone_server"],
+    "12": ["ex25_name_claim"],
 }
+
+#: Exercise numbers kept for notebooks not written yet (ex22-ex24: notebook 10).
+PLANNED_EXERCISES = {22, 23, 24}
 
 
 def load(path: Path) -> nbformat.NotebookNode:
@@ -146,7 +151,9 @@ def test_the_exercises_a_notebook_names_exist(number):
 
 def test_the_exercise_plan_numbers_each_exercise_once_in_order():
     numbers = [int(name[2:4]) for names in EXERCISES.values() for name in names]
-    assert numbers == list(range(1, len(numbers) + 1))
+    planned = sorted(PLANNED_EXERCISES - set(numbers))
+    assert sorted(numbers + planned) == list(range(1, len(numbers) + len(planned) + 1))
+    assert numbers == sorted(numbers)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

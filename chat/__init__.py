@@ -15,6 +15,8 @@ The modules, from the bottom up (each depends only on those above it):
   both user interfaces share), :mod:`chat.client.terminal`
   (``python -m chat.client``).
 * :mod:`chat.widget`   -- the chat client as a Jupyter widget (needs ipywidgets).
+* :mod:`chat.cluster`  -- several servers as one chat through Redis (needs redis-py):
+  ``python -m chat.server --redis URL``.
 
 The load generator (``python -m benchmarks``) and the course's tools live
 outside the package: they are not part of the chat.

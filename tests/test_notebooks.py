@@ -23,8 +23,8 @@ from nbval.plugin import get_sanitize_patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-#: The course's notebooks, in order.  Notebooks 10-12 are planned (extensions, the web, scaling
-#: out) and may appear between 09 and 13.
+#: The course's notebooks, in order.  Notebooks 10-11 are planned (extensions, the web) and may
+#: appear between 09 and 12.
 COURSE = [
     "00_welcome",
     "01_sockets",
@@ -39,7 +39,7 @@ COURSE = [
     "12_scale_out",
     "13_next_steps",
 ]
-PLANNED = ("10_", "11_", "12_")
+PLANNED = ("10_", "11_")
 
 #: The exercises each notebook ends with (the plan in exercises/: one concept, one TODO each).
 EXERCISES = {

@@ -402,3 +402,14 @@ def test_the_cluster_benchmark_counts_every_delivery_and_which_crossed_nodes(mak
     assert result.delivered == result.expected == 4 * 4 * 10
     assert (result.lost, result.duplicated, result.out_of_order) == (0, 0, 0)
     assert (len(cross), len(same)) == (80, 80)  # half of each client's senders are elsewhere
+
+
+def test_a_redis_password_never_appears_in_what_the_server_says():
+    from chat.cluster import ClusterError
+    from chat.server import create_server
+
+    url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"  # nothing listens there
+    server = create_server("threads", "127.0.0.1", 0, redis=url)
+    with pytest.raises(ClusterError) as refused:
+        server.start()
+    assert "s3cret" not in str(refused.value) and ":***@" in str(refused.value)

@@ -52,6 +52,7 @@ import secrets
 import socket
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -282,6 +283,7 @@ class Broker:
             name: prefix + name for name in ("relay", "ids", "nodes", "alive:", "users:", "name:")
         }
         self._ttl_ms = max(1, round(self.config.presence_ttl * 1000))
+        self._url = _without_password(self.config.url)  # for log lines
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._redis: aioredis.Redis | None = None
@@ -321,14 +323,14 @@ class Broker:
             future.cancel()
             self._shut_loop()
             raise ClusterError(
-                f"Cannot reach Redis at {self.config.url} ({exc or type(exc).__name__}). "
+                f"Cannot reach Redis at {self._url} ({exc or type(exc).__name__}). "
                 "Is redis-server running there? (README: Several servers, one chat)"
             ) from None
         # The engine does not run yet: no client, nothing to send; the core learns who is here.
         self.server._perform(self.core.linked(others, lost, resumed=False, last_id=self._seen))
         log.info(
             "Part of the chat on Redis %s as %s (%d other servers)",
-            self.config.url,
+            self._url,
             self.node,
             len(others),
         )
@@ -358,7 +360,14 @@ class Broker:
 
     def fetch(self, fetch: Fetch) -> None:
         """Read a page of a room's history from Redis; the answer goes to the core."""
-        self._call(lambda: self._loop.create_task(self._fetch(fetch)))
+        self._call(lambda: self._track(self._loop.create_task(self._fetch(fetch))))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        """Keep a short task until it is done (stopping cancels what is left)."""
+        self._tasks.append(task)
+        task.add_done_callback(
+            lambda done: self._tasks.remove(done) if done in self._tasks else None
+        )
 
     # -- plumbing between the threads
 
@@ -674,6 +683,7 @@ class Broker:
                 continue
             self._queue.append(_HEARTBEAT)  # in order with the other writes
             self._wake_writer()
+            self._errors.tick()
             try:
                 await self._check_nodes()
             except LINK_ERRORS as exc:
@@ -707,7 +717,7 @@ class Broker:
             "Lost the link to Redis at %s (%s): this server now serves only its own clients "
             "(messages between them stay here, other servers cannot be reached, new names "
             "are refused); reconnecting with backoff",
-            self.config.url,
+            self._url,
             exc or type(exc).__name__,
         )
         self._apply("unlinked")
@@ -730,7 +740,7 @@ class Broker:
             log.warning(
                 "Back in touch with Redis at %s after %.1f s: presence resynchronised "
                 "(%d other servers); %d messages could not be relayed meanwhile",
-                self.config.url,
+                self._url,
                 time.monotonic() - self._down_since,
                 len(others),
                 self._dropped,
@@ -805,6 +815,15 @@ class Broker:
             ],
             [self.node, self._prefix, self.config.relay_length],
         )
+
+
+def _without_password(url: str) -> str:
+    """The URL as logs show it: ``redis://:secret@host/0`` becomes ``redis://:***@host/0``."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def _hostname(host: str) -> str:

@@ -329,9 +329,20 @@ def test_when_redis_restarts_under_load_every_node_serves_its_own_and_then_resyn
     caplog.set_level("INFO", logger="chat.cluster")
     a, b = make_node(), make_node("asyncio")
     a1, a2 = connect(a.address, "a1"), connect(a.address, "a2")
-    b1 = connect(b.address, "b1")
-    a1.wait(lambda c: len(c.of("user_joined")) >= 2)
+    b1, b2 = connect(b.address, "b1"), connect(b.address, "b2")
+    a1.wait(lambda c: len(c.of("user_joined")) >= 3)
     counter = itertools.count()
+    stop = threading.Event()
+
+    def chatter() -> None:  # a2 and b2 talk all along, through the outage and after
+        for n in range(3000):
+            if stop.is_set():
+                return
+            (a2, b2)[n % 2].send({"type": "chat", "message": f"load {n}"})
+            time.sleep(0.005)
+
+    load = threading.Thread(target=chatter)
+    load.start()
 
     def say(client: Recorder, n: int = 5) -> list[str]:
         texts = [f"{client.name} {next(counter)}" for _ in range(n)]
@@ -341,7 +352,7 @@ def test_when_redis_restarts_under_load_every_node_serves_its_own_and_then_resyn
 
     before = say(a1) + say(b1)
     for client in (a1, a2, b1):
-        client.wait(lambda c: len(chats(c)) >= len(before))
+        client.wait(lambda c: {f["message"] for f in chats(c)} >= set(before))
     local_redis.stop()
     wait_for(lambda: not a.core.online and not b.core.online)
     during = say(a1)  # a1's node serves its own clients
@@ -355,14 +366,16 @@ def test_when_redis_restarts_under_load_every_node_serves_its_own_and_then_resyn
     back = [r for r in caplog.records if r.getMessage().startswith("Back in touch with Redis")]
     assert len(back) == 2
     with RawPeer(b.address) as late:  # presence resynchronised: b sees a's users again
-        assert set(late.join("late")["users"]) == {"a1", "a2", "b1", "late"}
+        assert set(late.join("late")["users"]) == {"a1", "a2", "b1", "b2", "late"}
     with RawPeer(a.address) as taken:  # and the names are claimed again
         assert taken.join("B1") == {"type": "error", "message": "Username already taken"}
     after = say(a1) + say(b1)
-    for client in (a1, a2, b1):
+    for client in (a1, a2, b1, b2):
         client.wait(lambda c: {f["message"] for f in chats(c)} >= set(after), timeout=10)
+    stop.set()
+    load.join(TIMEOUT)
     time.sleep(0.3)
-    for client in (a1, a2, b1):
+    for client in (a1, a2, b1, b2):
         got = [f["message"] for f in chats(client)]
         assert len(got) == len(set(got)), f"{client.name} got a message twice"
         ids = [f["id"] for f in chats(client)]

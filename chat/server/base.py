@@ -404,7 +404,7 @@ class ServerBase:
                 ),
             )
         elif self.cluster is not None:  # Claim, Release, Publish: for the whole chat
-            self.cluster.handle(action)  # type: ignore[arg-type]
+            self.cluster.handle(action)
 
     def _history_arrived(self, fetch: Fetch, frames: list, more: bool) -> None:
         """Where the core runs: the store's answer goes to the core."""

@@ -8,6 +8,7 @@
     python -m benchmarks --engine asyncio --transport both   # TCP, then WebSocket clients
     python -m benchmarks --suite                 # everything; rewrites benchmarks/results.*
     python -m benchmarks --port 12345            # a server you started yourself
+    python -m benchmarks --cluster               # several nodes on Redis (benchmarks.cluster)
 
 The generator is :mod:`benchmarks.loadgen`; the standard suite and its report
 are :mod:`benchmarks.suite`.
@@ -104,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port", type=int, help="measure a server already running on 127.0.0.1:PORT"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="several servers on a private Redis: cross-node latency, 1 vs 2 nodes "
+        "(benchmarks.cluster; --engine picks the nodes' engine, asyncio for 'all')",
+    )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--output", type=Path, help="also write the JSON results to this file")
     parser.add_argument("--quiet", action="store_true", help="no progress line on the terminal")
@@ -122,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     progress = not args.quiet and sys.stderr.isatty()
     if args.suite:
         return run_suite(args.output or RESULTS, progress=progress)
+    if args.cluster:
+        from benchmarks.cluster import main as cluster_main  # needs redis-server
+
+        engine = "asyncio" if args.engine == "all" else args.engine
+        return cluster_main(["--engine", engine, *(["--json"] if args.json else [])])
     transports = ["tcp", "websocket"] if args.transport == "both" else [args.transport]
     if args.transport != "tcp" and (args.port is not None or args.max_clients):
         print("error: --transport websocket works with a server of our own, without --max-clients")

@@ -517,6 +517,10 @@ class _Generator:
 
     # -- phases
 
+    def _address_for(self, client: _Client) -> tuple[str, int]:
+        """The server a client connects to (benchmarks.cluster spreads them over nodes)."""
+        return self.address
+
     def connect(self, count: int, deadline: float) -> bool:
         """Add clients until there are ``count``, all connected and joined."""
         self.phase = "connecting"
@@ -538,7 +542,7 @@ class _Generator:
                 sock.setblocking(False)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 client.sock = sock
-                code = sock.connect_ex(self.address)
+                code = sock.connect_ex(self._address_for(client))
                 if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
                     self.connect_errors += 1
                     client.closed = True

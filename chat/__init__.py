@@ -21,6 +21,8 @@ The modules, from the bottom up (each depends only on those above it):
 * :mod:`chat.widget`      -- the chat client as a Jupyter widget (needs ipywidgets).
 * :mod:`chat.web`         -- chat from a browser: the WebSocket gateway on the same
   core (:mod:`chat.web.gateway`, ``--web-port``; needs websockets) and the page.
+* :mod:`chat.cluster`     -- several servers as one chat through Redis (needs redis-py):
+  ``python -m chat.server --redis URL``.
 
 The load generator (``python -m benchmarks``) and the course's tools live
 outside the package: they are not part of the chat.

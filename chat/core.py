@@ -124,6 +124,12 @@ class _Peer:
     features: frozenset[str] = frozenset()  # what this connection uses (section 5)
     declared: bool = False  # its join named features: its welcome says ours
     rooms: dict[str, Room] = field(default_factory=dict)  # by room key, in joining order
+    # Several servers as one chat (chat.cluster): a user of another server, known by
+    # its name and rooms, has that server's ``node`` and no connection here; and a
+    # connection whose name is being claimed across the servers is ``held``: its
+    # next lines wait until the answer comes.
+    node: str | None = None
+    held: bool = False
 
     @property
     def name(self) -> str:
@@ -262,7 +268,7 @@ class ChatCore:
             return []
         peer.decoder.feed(data)
         actions: list[Action] = []
-        while conn in self._peers:  # a line may end the connection
+        while conn in self._peers and not peer.held:  # a line may end the connection
             try:
                 line = peer.decoder.next_line()
             except ProtocolError as exc:  # an endless line: the stream is beyond repair
@@ -412,6 +418,12 @@ class ChatCore:
         holder = self._by_name.get(_key(new))
         if holder is not None and holder is not peer:
             return self._refuse(peer, "Username already taken")
+        return self._rename(peer, new)
+
+    def _rename(self, peer: _Peer, new: str) -> list[Action]:
+        """``peer`` is now called ``new`` (a name checked to be free): tell who shares a room."""
+        old = peer.username
+        assert old is not None
         # The same place in the join order, under the new name.
         self._by_name = {(_key(new) if p is peer else k): p for k, p in self._by_name.items()}
         peer.username = new
@@ -419,10 +431,14 @@ class ChatCore:
         # Who shares a room with the user: each is told once if it knows
         # nicknames, and otherwise sees the old name leave and the new one
         # come, in every room they share.
-        knowing: dict[ConnId, None] = {peer.conn: None}
+        knowing: dict[ConnId, None] = {peer.conn: None} if peer.node is None else {}
         actions: list[Action] = []
         for room in peer.rooms.values():
-            knowing.update((c, None) for c, p in room.members.items() if "nick" in p.features)
+            knowing.update(
+                (c, None)
+                for c, p in room.members.items()
+                if "nick" in p.features and p.node is None
+            )
             plain = [p for p in room.members.values() if "nick" not in p.features]
             if plain:
                 left = protocol.user_left(old, room.name, f"{old} left the chat")
@@ -510,6 +526,7 @@ class ChatCore:
         the same frames without the fields the extensions added, ``id`` and
         ``room``.  Each kind of frame is encoded once for all its receivers.
         """
+        peers = [p for p in peers if p.node is None]  # users of other servers: not from here
         declared = tuple(p.conn for p in peers if p.declared)
         plain = tuple(p.conn for p in peers if not p.declared)
         actions: list[Action] = []

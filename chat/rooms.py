@@ -88,7 +88,8 @@ class Room:
         members per message, so it is done once per change of membership.
         """
         if self._audience is None:
-            members = self.members.items()
+            # Users of other servers (chat.cluster) are members too, but sent nothing from here.
+            members = [(conn, m) for conn, m in self.members.items() if m.node is None]
             self._audience = (
                 tuple(conn for conn, m in members if m.declared),
                 tuple(conn for conn, m in members if not m.declared),
@@ -142,6 +143,12 @@ class Room:
             return None  # messages between ``after`` and the log may be on disk
         eligible = [f for f in self.log if f["id"] > after]
         return eligible[:limit], len(eligible) > limit
+
+    def forget(self) -> None:
+        """The log may have gaps (several servers, after an outage): load it again when needed."""
+        self.log.clear()
+        self.complete = self.fetching = self.older = False
+        self.generation = next(Room._generations)  # an answer already on its way is stale
 
     @property
     def usernames(self) -> list[str]:

@@ -621,6 +621,21 @@ in use are the intersection of the two sides: frozenset(...) & frozenset(...).
     welcome["features"] = list(offered)
     welcome["rooms"] = [LOBBY]
     return welcome, frozenset(join["features"]) & frozenset(offered)
+    "ex25_name_claim": (
+        """
+Checking whether the name is free and then writing it is two steps, and
+another server can take the name between them.  Which single Redis command
+checks and writes at once -- and can set an expiry in the same breath?
+""",
+        """
+SET key value NX PX milliseconds: NX sets only if the key does not exist, PX
+makes it expire.  In redis-py: redis.set(key, value, nx=True, px=ms), which
+returns True when it set the key and None when NX stopped it.  The key is
+name_key(name) (it case-folds the name); the value is node; ms is ttl * 1000,
+rounded to a whole number.
+""",
+        """
+    return bool(redis.set(name_key(name), node, nx=True, px=max(1, round(ttl * 1000))))
 """,
     ),
 }

@@ -71,7 +71,9 @@ PLAN = [
     "ex22_room_routing",
     "ex23_history_query",
     "ex24_feature_negotiation",
+    "ex25_name_claim",
 ]
+CAPSTONE = "ex21_capstone_server"
 
 #: The capstone: the exercise whose checker runs the conformance tester.
 CAPSTONE = "ex21_capstone_server"
@@ -310,6 +312,35 @@ def test_a_history_query_that_takes_the_rooms_first_messages_fails(tmp_path):
     result = checker(project, "23")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL  before gives the messages just below it not the rooms first" in result.stdout
+
+
+def test_a_cross_node_claim_that_checks_before_it_writes_fails_the_race(tmp_path):
+    # Notebook 12's warning: GET, then SET, leaves a gap another server slips into.
+    project = make_project(tmp_path)
+    answer(
+        project,
+        "ex25_name_claim",
+        "return bool(redis.set(name_key(name), node, nx=True, px=max(1, round(ttl * 1000))))",
+        "if redis.get(name_key(name)) is not None:\n        return False\n"
+        "    return bool(redis.set(name_key(name), node, px=max(1, round(ttl * 1000))))",
+    )
+    result = checker(project, "25")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  twenty claims racing for one name make exactly one winner" in result.stdout
+    assert result.stdout.count("FAIL") == 1, "only the race should catch it"
+
+
+def test_a_cross_node_claim_without_an_expiry_fails_a_test(tmp_path):
+    project = make_project(tmp_path)
+    answer(
+        project,
+        "ex25_name_claim",
+        "nx=True, px=max(1, round(ttl * 1000))",
+        "nx=True",
+    )
+    result = checker(project, "25")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "FAIL  a claim expires when its node stops renewing it" in result.stdout
 
 
 # -- the checker, as a learner sees it

@@ -23,8 +23,7 @@ from nbval.plugin import get_sanitize_patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-#: The course's notebooks, in order.  Notebook 12 is planned (scaling out) and may
-#: appear between 11 and 13.
+#: The course's notebooks, in order.
 COURSE = [
     "00_welcome",
     "01_sockets",
@@ -38,9 +37,9 @@ COURSE = [
     "09_performance",
     "10_extensions",
     "11_web",
+    "12_scale_out",
     "13_next_steps",
 ]
-PLANNED = ("12_",)
 
 #: The exercises each notebook ends with (the plan in exercises/: one concept, one TODO each).
 EXERCISES = {
@@ -53,6 +52,7 @@ EXERCISES = {
     "07": ["ex17_token_bucket", "ex18_timeouts"],
     "08": ["ex19_nonblocking", "ex20_selectors_loop", "ex21_capstone_server"],
     "10": ["ex22_room_routing", "ex23_history_query", "ex24_feature_negotiation"],
+    "12": ["ex25_name_claim"],
 }
 
 
@@ -73,7 +73,7 @@ def run_notebooks_module():
 
 def test_the_course_has_its_notebooks_in_order():
     names = [path.stem for path in NOTEBOOKS]
-    assert [name for name in names if not name.startswith(PLANNED)] == COURSE
+    assert names == COURSE
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)

@@ -7,12 +7,15 @@
     python -m chat.server --port 0                 # any free port (the log says which)
     python -m chat.server --engine selectors       # the event-loop engine
     python -m chat.server --web-port 8080          # also the chat page: http://localhost:8080/
+    python -m chat.server --redis redis://127.0.0.1:6379/0   # one node of a chat on Redis
     python -m chat.server --help                   # every option, limits included
 
 The log goes to standard error in the format the original chat used
 (``%(asctime)s - %(levelname)s - %(message)s``).  Room history is kept in a
 file (:func:`chat.store.default_path`; ``--db PATH`` for another, ``--db
-:memory:`` for none that outlives the server).  SIGTERM stops the server as
+:memory:`` for none that outlives the server); with ``--redis URL`` the server
+is one node of the chat every server on that Redis shares, and history lives
+in Redis (:mod:`chat.cluster`).  SIGTERM stops the server as
 Ctrl+C does: every client is told (``server_shutdown``) before it closes.
 """
 
@@ -24,6 +27,7 @@ import signal
 import sys
 from typing import Any
 
+from chat.cluster import ClusterConfig, ClusterError
 from chat.limits import Limits
 from chat.limits import add_arguments as add_limit_arguments
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
@@ -63,6 +67,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(default_path()),
         help="where room history is kept, across restarts (default: %(default)s); "
         f"{MEMORY} keeps nothing",
+    )
+    cluster = parser.add_argument_group("Several servers, one chat (README; PROTOCOL.md 16)")
+    cluster.add_argument(
+        "--redis",
+        metavar="URL",
+        help="every server started with the same Redis URL (redis://HOST:PORT/DB) is part "
+        "of one chat; history is then kept in Redis, not in --db",
+    )
+    cluster.add_argument(
+        "--node-name",
+        metavar="NAME",
+        help="this server's name among the others (default: host:port); a server that "
+        "starts under the name of one that died ends that one's life at once",
+    )
+    cluster.add_argument(
+        "--heartbeat",
+        type=float,
+        default=ClusterConfig.heartbeat,
+        metavar="SECONDS",
+        help="seconds between this server's heartbeats (default: %(default)s)",
+    )
+    cluster.add_argument(
+        "--presence-ttl",
+        type=float,
+        default=ClusterConfig.presence_ttl,
+        metavar="SECONDS",
+        help="a server silent this long is taken for dead and its users leave "
+        "(default: %(default)s)",
     )
     tls = parser.add_argument_group("TLS (README: Security)")
     tls.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve over TLS")
@@ -108,8 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.web_port is not None:
         options["web_port"] = args.web_port
         options["web_origins"] = args.web_origin
+    if args.redis:
+        options["redis"] = ClusterConfig(
+            args.redis,
+            name=args.node_name,
+            heartbeat=args.heartbeat,
+            presence_ttl=args.presence_ttl,
+            backoff_max=min(ClusterConfig.backoff_max, args.presence_ttl / 3),
+        )
     prepare_process(args.engine)
-    server = create_server(args.engine, args.host, args.port, **options)
+    try:
+        server = create_server(args.engine, args.host, args.port, **options)
+    except ClusterError as exc:  # --redis without redis-py
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # handled like Ctrl+C by serve_forever
@@ -130,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except ImportError as exc:  # --web-port without the websockets package
         print(f"error: {exc}; install it with: pip install websockets", file=sys.stderr)
+        return 1
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:  # a --web-origin that is not an origin
         print(f"error: {exc}", file=sys.stderr)

@@ -67,6 +67,8 @@ from chat.store import MEMORY, HistoryStore
 
 if TYPE_CHECKING:  # chat.web imports this module; it is imported only when web_port is set
     from chat.web.gateway import WebGateway
+    from chat.cluster import ClusterConfig
+    from chat.cluster.broker import Broker
 
 __all__ = [
     "LOG_FORMAT",
@@ -211,6 +213,9 @@ class ServerBase:
     read it back from :attr:`web_address`), over TLS too when ``ssl_context``
     is set.  ``web_origins`` are the other web origins whose pages may connect
     (``"https://chat.example.org"``); the page's own origin always may.
+    ``redis``: a Redis URL (or a :class:`chat.cluster.ClusterConfig`) makes this
+    server one node of a chat shared by every server on that Redis
+    (:mod:`chat.cluster`); history then lives in Redis, and ``db`` is not used.
     """
 
     def __init__(
@@ -224,6 +229,7 @@ class ServerBase:
         db: str | None = MEMORY,
         web_port: int | None = None,
         web_origins: Iterable[str] = (),
+        redis: str | ClusterConfig | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -231,9 +237,20 @@ class ServerBase:
         self.backlog = backlog
         self.ssl_context = ssl_context
         self.store = (
-            HistoryStore(db, retention=self.limits.history_retention) if db is not None else None
+            HistoryStore(db, retention=self.limits.history_retention)
+            if db is not None and redis is None
+            else None
         )
-        self.core = ChatCore(self.limits, stored_history=self.store is not None)
+        self.cluster: Broker | None = None  # several servers, one chat (chat.cluster)
+        if redis is not None:
+            from chat.cluster import make_broker  # redis-py is loaded only when asked for
+
+            self.cluster = make_broker(redis, self)
+        self.core = (
+            self.cluster.core
+            if self.cluster is not None
+            else ChatCore(self.limits, stored_history=self.store is not None)
+        )
         self._listener: socket.socket | None = None
         self._address: tuple[str, int] = (host, port)
         self._stopping = threading.Event()
@@ -300,6 +317,8 @@ class ServerBase:
         self._address = self._listener.getsockname()[:2]
         self.port = self._address[1]
         try:
+            if self.cluster is not None:  # who is online, before anyone is accepted
+                self.cluster.connect(self._address)
             self._start_serving()
         except BaseException:
             self._listener.close()
@@ -308,7 +327,11 @@ class ServerBase:
                 self._gateway.close()
             if self.store is not None:
                 self.store.close()
+            if self.cluster is not None:
+                self.cluster.stop()
             raise
+        if self.cluster is not None:
+            self.cluster.run()
         log.info("Chat server started on %s", host_port(self.host, self.port))
         if self._gateway is not None:
             self._gateway.start()
@@ -360,6 +383,8 @@ class ServerBase:
         self._deadline = time.monotonic() + timeout
         self._stopping.set()  # after the deadline is set: engine threads read it
         log.info("Shutting down...")
+        if self.cluster is not None:
+            self.cluster.stop(timeout / 2)  # first the other servers: they drop our users at once
         self._stop_serving()
         if self._gateway is not None:  # its clients were told goodbye with everyone
             self._gateway.stop()
@@ -448,6 +473,9 @@ class ServerBase:
             if self.store is not None:
                 self.store.append(action.frame)
         elif isinstance(action, Fetch):
+            if self.cluster is not None:
+                self.cluster.fetch(action)
+                return
             if self.store is None:  # no store: nothing older than memory exists
                 self._perform(self.core.history_fetched(action, [], False))
                 return
@@ -460,6 +488,8 @@ class ServerBase:
                     self._history_arrived, action, frames, more
                 ),
             )
+        elif self.cluster is not None:  # Claim, Release, Publish: for the whole chat
+            self.cluster.handle(action)
 
     def _history_arrived(self, fetch: Fetch, frames: list, more: bool) -> None:
         """Where the core runs: the store's answer goes to the core."""

@@ -621,6 +621,8 @@ in use are the intersection of the two sides: frozenset(...) & frozenset(...).
     welcome["features"] = list(offered)
     welcome["rooms"] = [LOBBY]
     return welcome, frozenset(join["features"]) & frozenset(offered)
+""",
+    ),
     "ex25_name_claim": (
         """
 Checking whether the name is free and then writing it is two steps, and

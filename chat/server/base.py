@@ -66,9 +66,9 @@ from chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from chat.store import MEMORY, HistoryStore
 
 if TYPE_CHECKING:  # chat.web imports this module; it is imported only when web_port is set
-    from chat.web.gateway import WebGateway
     from chat.cluster import ClusterConfig
     from chat.cluster.broker import Broker
+    from chat.web.gateway import WebGateway
 
 __all__ = [
     "LOG_FORMAT",

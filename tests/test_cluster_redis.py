@@ -426,3 +426,19 @@ def test_a_redis_password_never_appears_in_what_the_server_says():
     with pytest.raises(ClusterError) as refused:
         server.start()
     assert "s3cret" not in str(refused.value) and ":***@" in str(refused.value)
+
+
+def test_a_piped_client_sees_its_own_messages_before_it_leaves(make_node):
+    """Its closing ping's pong waits for its messages to come back through Redis."""
+    node = make_node("selectors")
+    command = [sys.executable, "-m", "chat.client", "--host", "127.0.0.1"]
+    command += ["--port", str(node.address[1]), "--username", "scripted"]
+    done = subprocess.run(
+        command,
+        input="one\n/msg scripted me\ntwo\n",
+        capture_output=True,
+        text=True,
+        timeout=3 * TIMEOUT,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "scripted: one" in done.stdout and "scripted: two" in done.stdout

@@ -44,6 +44,7 @@ costs.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -147,6 +148,13 @@ class ClusterCore(ChatCore):
         self._remote: dict[str, dict[str, _Peer]] = {}  # node -> name key -> user
         self._claims: dict[ConnId, Frame] = {}  # held connections: the frame that claimed
         self._claiming: set[str] = set()  # name keys being claimed by connections here
+        # Messages a connection here sent through the relay that have not come back
+        # yet (by ticket), and the pongs waiting for them: a pong must not overtake
+        # the echo of what its client said before the ping.
+        self._tickets = itertools.count(1)
+        self._in_flight: dict[int, ConnId] = {}  # ticket -> the connection that sent it
+        self._unanswered: dict[ConnId, int] = {}  # connection -> its messages in flight
+        self._waiting_pongs: dict[ConnId, list[Action]] = {}
 
     # -- names: join and nick wait for the whole chat's answer
 
@@ -273,7 +281,7 @@ class ClusterCore(ChatCore):
         }
         if message.get("action"):
             event["action"] = True
-        return [Publish(event)]
+        return [self._publish(peer, event)]
 
     def _on_private(self, peer: _Peer, message: Frame) -> list[Action]:
         receiver = self._by_name.get(_key(message["to"]))
@@ -302,7 +310,49 @@ class ClusterCore(ChatCore):
             "message": message["message"],
             "timestamp": self._wallclock(),
         }
-        return [Publish(event)]
+        return [self._publish(peer, event)]
+
+    def _publish(self, peer: _Peer, event: Frame) -> Publish:
+        """A message of a client here, for the relay; its echo comes back with the ticket."""
+        ticket = next(self._tickets)
+        self._in_flight[ticket] = peer.conn
+        self._unanswered[peer.conn] = self._unanswered.get(peer.conn, 0) + 1
+        return Publish({**event, "ticket": ticket})
+
+    def _pong(self, peer: _Peer, message: Frame) -> list[Action]:
+        """As ChatCore's, but held while the client's messages are still in the relay.
+
+        A single server answers a client's frames in order, so a ping's pong
+        tells the client that everything before it was handled (the terminal's
+        piped mode relies on that).  Here a message comes back from the relay
+        only after a round trip to Redis, while a pong could be sent at once:
+        it waits for the messages sent before it.
+        """
+        pong = super()._pong(peer, message)
+        if not self._unanswered.get(peer.conn):
+            return pong
+        self._waiting_pongs.setdefault(peer.conn, []).extend(pong)
+        return []
+
+    def _landed(self, event: Frame) -> list[Action]:
+        """A message of this node came back from the relay: release pongs that waited for it."""
+        if event["node"] != self.node:
+            return []
+        conn = self._in_flight.pop(event.get("ticket", 0), None)
+        if conn is None:
+            return []
+        left = self._unanswered.pop(conn, 1) - 1
+        if left:
+            self._unanswered[conn] = left
+            return []
+        return self._waiting_pongs.pop(conn, [])
+
+    def _release_pongs(self) -> list[Action]:
+        """The relay may never bring those messages back (an outage): answer the pings now."""
+        self._in_flight.clear()
+        self._unanswered.clear()
+        waiting, self._waiting_pongs = self._waiting_pongs, {}
+        return [action for actions in waiting.values() for action in actions]
 
     # -- what the relay brings, in the one order every node sees
 
@@ -318,9 +368,9 @@ class ClusterCore(ChatCore):
         for event in events:
             kind = event["kind"]
             if kind == "chat":
-                actions += self._deliver_chat(event)
+                actions += self._deliver_chat(event) + self._landed(event)
             elif kind == "private":
-                actions += self._deliver_private(event)
+                actions += self._deliver_private(event) + self._landed(event)
             elif presence and event["node"] != self.node:
                 handler = getattr(self, f"_remote_{kind}", None)
                 if handler is not None:  # a kind from a newer version: ignored
@@ -506,7 +556,7 @@ class ClusterCore(ChatCore):
     def unlinked(self) -> list[Action]:
         """The broker cannot be reached: serve this node's users alone until it can."""
         self.online = False
-        return []
+        return self._release_pongs()
 
     def linked(
         self,

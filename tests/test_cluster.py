@@ -221,3 +221,12 @@ def test_pongs_waiting_for_the_relay_are_sent_when_the_link_is_lost(core):
     core.receive("alice", protocol.encode(protocol.chat("into the void")))
     assert core.receive("alice", protocol.encode({"type": "ping", "id": 2})) == []
     assert sent_to(core.unlinked(), "alice") == [{"type": "pong", "id": 2}]
+
+
+def test_a_client_gone_before_its_messages_came_back_leaves_no_pong_behind(core):
+    join(core, "alice")
+    [chat] = events(core.receive("alice", protocol.encode(protocol.chat("bye"))))
+    core.receive("alice", protocol.encode({"type": "ping", "id": 3}))
+    core.disconnect("alice")
+    echoed = core.relayed([{**chat, "id": 42}])
+    assert not [a for a in echoed if isinstance(a, Send) and "alice" in a.to]

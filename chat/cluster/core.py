@@ -256,6 +256,8 @@ class ClusterCore(ChatCore):
     def disconnect(self, conn: ConnId, reason: str = "connection closed") -> list[Action]:
         peer = self._peers.get(conn)
         actions = super().disconnect(conn, reason)
+        self._unanswered.pop(conn, None)  # its tickets still in flight land on nobody
+        self._waiting_pongs.pop(conn, None)
         if peer is not None and peer.username is not None:
             actions.append(Publish({"kind": "quit", "node": self.node, "username": peer.username}))
         return actions

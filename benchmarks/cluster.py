@@ -43,6 +43,7 @@ from benchmarks.loadgen import (
     _Generator,
     _percentile,
     machine_info,
+    tally,
 )
 from chat.cluster import ClusterConfig
 from chat.cluster.local import LocalRedis
@@ -178,21 +179,7 @@ def run_cluster_load(
             result.server_cpu = sum(used) / wall
     finally:
         gen.close_all()
-    result.expected = gen.expected
-    result.delivered = gen.delivered
-    result.lost = gen.expected - gen.delivered
-    result.duplicated = gen.duplicated
-    result.out_of_order = gen.out_of_order
-    result.errors = gen.errors
-    result.disconnected = gen.disconnected
-    span = (gen.last_ns - gen.first_ns) / 1e9
-    result.duration_s = span
-    result.deliveries_per_s = gen.delivered / span if span > 0 else 0.0
-    everything = sorted(gen.latencies)
-    result.latency_p50_ms = _percentile(everything, 0.50)
-    result.latency_p90_ms = _percentile(everything, 0.90)
-    result.latency_p99_ms = _percentile(everything, 0.99)
-    result.latency_max_ms = everything[-1] / 1e6 if everything else 0.0
+    everything = tally(result, gen)
     cross = sorted(gen.cross)
     same = sorted(_without(everything, cross))
     return result, cross, same

@@ -625,6 +625,26 @@ def _percentile(sorted_values: list[int], fraction: float) -> float:
     return sorted_values[index] / 1e6
 
 
+def tally(result: LoadResult, gen: _Generator) -> list[int]:
+    """Fill ``result`` with what the generator counted; the latencies, sorted."""
+    result.expected = gen.expected
+    result.delivered = gen.delivered
+    result.lost = gen.expected - gen.delivered
+    result.duplicated = gen.duplicated
+    result.out_of_order = gen.out_of_order
+    result.errors = gen.errors
+    result.disconnected = gen.disconnected
+    span = (gen.last_ns - gen.first_ns) / 1e9
+    result.duration_s = span
+    result.deliveries_per_s = gen.delivered / span if span > 0 else 0.0
+    latencies = sorted(gen.latencies)
+    result.latency_p50_ms = _percentile(latencies, 0.50)
+    result.latency_p90_ms = _percentile(latencies, 0.90)
+    result.latency_p99_ms = _percentile(latencies, 0.99)
+    result.latency_max_ms = latencies[-1] / 1e6 if latencies else 0.0
+    return latencies
+
+
 def run_load(
     address: tuple[str, int],
     *,
@@ -681,21 +701,7 @@ def run_load(
     finally:
         gen.end_progress()
         gen.close_all()
-    result.expected = gen.expected
-    result.delivered = gen.delivered
-    result.lost = gen.expected - gen.delivered
-    result.duplicated = gen.duplicated
-    result.out_of_order = gen.out_of_order
-    result.errors = gen.errors
-    result.disconnected = gen.disconnected
-    span = (gen.last_ns - gen.first_ns) / 1e9
-    result.duration_s = span
-    result.deliveries_per_s = gen.delivered / span if span > 0 else 0.0
-    latencies = sorted(gen.latencies)
-    result.latency_p50_ms = _percentile(latencies, 0.50)
-    result.latency_p90_ms = _percentile(latencies, 0.90)
-    result.latency_p99_ms = _percentile(latencies, 0.99)
-    result.latency_max_ms = latencies[-1] / 1e6 if latencies else 0.0
+    tally(result, gen)
     return result
 
 

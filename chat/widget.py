@@ -14,8 +14,9 @@ Below it sits the same :class:`chat.client.ChatClient` the terminal program
 uses; the lines it shows are worded by :mod:`chat.client.display`, and the
 slash commands are parsed and carried out by :mod:`chat.client.commands`
 (``execute``), so both user interfaces behave alike: what is the widget's own
-is where things are shown.  This is the only module of the package that needs
-anything outside the standard library (``pip install ipywidgets``).
+is where things are shown.  Like :mod:`chat.web` (``websockets``) and
+:mod:`chat.cluster` (``redis``), it needs a package from outside the standard
+library: ``pip install ipywidgets``; the TCP server and clients need none.
 
 Rooms, private conversations, history
 -------------------------------------
@@ -213,7 +214,7 @@ from typing import Any, NamedTuple
 
 try:
     import ipywidgets as widgets
-except ImportError as exc:  # the rest of the package needs only the standard library
+except ImportError as exc:  # the TCP server and clients need only the standard library
     raise ImportError(
         "chat.widget needs ipywidgets: pip install ipywidgets (python3 course.py lab installs it)"
     ) from exc
@@ -555,7 +556,7 @@ class ChatWidget(widgets.VBox):
             if username is not None:
                 self.username = username
             if self.status != DISCONNECTED:
-                self._update(line=_line("error", "❌ Already connected or connecting"))
+                self._update(line=_line("error", f"{ERROR} Already connected or connecting"))
                 return
             name = self.username
             where = f"{self.host}:{self.port}"
@@ -738,9 +739,9 @@ class ChatWidget(widgets.VBox):
             try:
                 job()
             except ChatError as exc:
-                self._update(line=_line("error", f"❌ {safe_text(exc)}"))
+                self._update(line=_line("error", f"{ERROR} {safe_text(exc)}"))
             except Exception as exc:  # a bug must show in the widget, not kill the thread
-                self._update(line=_line("error", f"❌ {type(exc).__name__}: {safe_text(exc)}"))
+                self._update(line=_line("error", f"{ERROR} {type(exc).__name__}: {safe_text(exc)}"))
             finally:
                 done.set()
 
@@ -757,7 +758,7 @@ class ChatWidget(widgets.VBox):
         """
 
         def not_sent(reason: str) -> None:
-            shown = f"❌ {reason}" + (f", not sent: {safe_text(unsent)}" if unsent else "")
+            shown = f"{ERROR} {reason}" + (f", not sent: {safe_text(unsent)}" if unsent else "")
             self._update(line=_line("error", shown))
 
         def job() -> None:
@@ -801,7 +802,9 @@ class ChatWidget(widgets.VBox):
             client.connect(username)  # the welcome arrives in _on_event
         except ChatError as exc:  # refused, name taken, invalid name, no answer
             reason = safe_text(exc)
-            self._update(line=_line("error", f"❌ {reason}"), status=DISCONNECTED, reason=reason)
+            self._update(
+                line=_line("error", f"{ERROR} {reason}"), status=DISCONNECTED, reason=reason
+            )
 
     # -- the receive thread
 
@@ -839,7 +842,6 @@ class ChatWidget(widgets.VBox):
         self.reason = f"connected to {self.host}:{self.port}"
         self.username = client.username or self.username
         self._history = client.supports("history")
-        self.focus.room, self.focus.asked = LOBBY, None
         self._peer = None
         self._opening.clear()
         self._follow_rooms(client)
@@ -865,7 +867,6 @@ class ChatWidget(widgets.VBox):
         own = event.get("username") == client.username
         if view.append(self._chat_line(event, view.name, own), self.max_lines):
             self._count_unread(view, own)
-            self._shown_oldest(view)
 
     def _chat_line(self, event: dict[str, Any], room: str, own: bool) -> _Line:
         """A room's message, worded as the terminal words it (``format_chat``)."""
@@ -918,7 +919,6 @@ class ChatWidget(widgets.VBox):
             if isinstance(m, dict) and isinstance(m.get("id"), int)
         }
         view.place(page, event.get("more") is True, self.max_lines)
-        self._shown_oldest(view)
 
     def _on_notice(self, client: ChatClient, event: dict[str, Any]) -> None:
         """Everything else is a line of news: in its room's log, or in the one shown."""
@@ -980,16 +980,6 @@ class ChatWidget(widgets.VBox):
     def _count_unread(self, view: _View, own: bool) -> None:
         if not own and view is not self._shown():
             view.unread += 1
-
-    def _shown_oldest(self, view: _View) -> None:
-        """Tell the focus where ``view``'s log begins, so that /history asks for what is above."""
-        if view.private:
-            return
-        oldest = view.oldest_id()
-        if oldest is None:
-            self.focus.oldest.pop(room_key(view.name), None)
-        else:
-            self.focus.oldest[room_key(view.name)] = oldest
 
     def _ordered_views(self) -> list[_View]:
         """Rooms first, in the order we entered them; then conversations, oldest first."""

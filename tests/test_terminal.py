@@ -6,7 +6,7 @@ where readline runs and the prompt must survive messages arriving while you
 type.  Every read from the child waits in ``select`` with a deadline
 (tests/helpers.py ``read_until``), so a client that stops printing fails the
 test instead of hanging it.  What the terminal shares with the widget --
-:mod:`chat.display` and :mod:`chat.commands` -- is tested here too.
+:mod:`chat.client.display` and :mod:`chat.client.commands` -- is tested here too.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from chat.client.commands import parse_command
-from chat.client.display import format_event, safe_text
+from chat.client.commands import Focus, parse_command
+from chat.client.display import format_event, format_users, safe_text
 from chat.client.terminal import Screen
 from tests.helpers import TIMEOUT, FakeServer, RawPeer, free_port, read_until
 
@@ -412,6 +413,38 @@ def test_events_missing_fields_still_make_a_line():
     assert format_event({"type": "chat"}).endswith("?: ")
     assert format_event({"type": "user_joined", "username": "bob"}) == "🟢 bob joined the chat"
     assert format_event({"type": "welcome", "users": None}).endswith("Online: ?")
+
+
+def test_users_of_the_lobby_are_online_and_of_another_room_are_in_it():
+    assert format_users(["alice", "bob"]) == "👥 Online: alice, bob"
+    assert format_users(["alice"], "#Lobby") == "👥 Online: alice"
+    assert format_users(["alice", "bob"], "#rust") == "👥 In #rust: alice, bob"
+    assert format_event({"type": "users", "room": "#rust", "users": ["bob"]}) == "👥 In #rust: bob"
+
+
+def history_page(room: str, ids: range) -> dict:
+    messages = [{"id": i, "username": "bob", "message": "hi", "timestamp": 0} for i in ids]
+    return {"type": "history", "room": room, "messages": messages, "more": True}
+
+
+def test_history_asks_for_what_is_above_the_page_shown_since_the_room_was_joined_again():
+    """Back in a room, the older messages are those above its new page, not above the old one."""
+    focus, client = Focus(), SimpleNamespace(rooms=["#lobby"])  # where to go after leaving
+    for event in (
+        {"type": "room_joined", "room": "#rust", "users": ["alice"]},
+        history_page("#rust", range(100, 151)),
+        {"type": "room_left", "room": "#rust"},
+        {"type": "room_joined", "room": "#rust", "users": ["alice"]},
+        history_page("#rust", range(301, 351)),
+    ):
+        focus.follow(event, client)
+    assert (focus.room, focus.oldest) == ("#rust", {"#rust": 301})
+
+
+def test_a_new_connection_starts_in_the_lobby_with_nothing_shown():
+    focus = Focus(room="#rust", oldest={"#rust": 7})
+    focus.follow({"type": "welcome", "message": "hi", "users": ["alice"]}, None)
+    assert (focus.room, focus.oldest) == ("#lobby", {})
 
 
 def test_pong_and_unknown_events_are_not_shown():

@@ -180,7 +180,7 @@ def test_log_keeps_only_the_last_lines(make_widget):
     assert "message 2" not in alice.log_view.value
 
 
-# -- commands: the terminal client's, shared through chat.commands
+# -- commands: the terminal client's, shared through chat.client.commands
 
 
 def test_ping_command_shows_the_round_trip(make_widget):

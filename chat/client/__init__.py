@@ -3,9 +3,12 @@
 * :mod:`chat.client.connection` -- :class:`ChatClient`, one connection to a
   server: connect, join, send, ping, and every message from the server as an
   event.  It knows the protocol and nothing about screens.
+* :mod:`chat.client.roster` -- who is in which of our rooms, kept up to date
+  from the events (the client holds one: ``client.roster``).
 * :mod:`chat.client.commands` and :mod:`chat.client.display` -- what both user
-  interfaces share: which slash command a typed line is, and the one line of
-  text a person sees for each event (made safe to print).
+  interfaces share: the slash commands (what a typed line asks for, carried
+  out the same way in both) and the room a user looks at (``Focus``); and the
+  one line of text a person sees for each event (made safe to print).
 * :mod:`chat.client.terminal` -- the terminal program, run as
   ``python -m chat.client``.
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat.client.connection import ChatClient, ChatError
+from chat.client.connection import DISCONNECTED, ChatClient, ChatError
 from chat.client.display import (
     ERROR,
     format_pong,
@@ -115,8 +115,12 @@ class Focus:
     def follow(self, event: dict[str, Any], client: ChatClient) -> None:
         kind = event.get("type")
         room = event.get("room")
-        if kind == "room_joined" and isinstance(room, str):
-            self.room = room  # a room joined is the room shown
+        if kind == "welcome":  # a new connection: in the lobby, nothing shown yet
+            self.room = LOBBY
+            self.oldest.clear()
+        elif kind == "room_joined" and isinstance(room, str):
+            self.room = room  # a room joined is the room shown ...
+            self.oldest.pop(room_key(room), None)  # ... from the history page that follows
         elif (
             kind == "room_left" and isinstance(room, str) and room_key(room) == room_key(self.room)
         ):
@@ -128,7 +132,7 @@ class Focus:
                 self.seen(room, min(ids))
         elif kind == "chat" and isinstance(event.get("id"), int):
             self.seen(room if isinstance(room, str) else LOBBY, event["id"])
-        if self.asked is not None and kind in (self.asked, "error", "disconnected"):
+        if self.asked is not None and kind in (self.asked, "error", DISCONNECTED):
             self.asked = None  # the answer, or the refusal (an error), came
             self.answered.set()
 
@@ -180,7 +184,7 @@ def _execute(command: Command, client: ChatClient, focus: Focus) -> str | None:
     if name == "users":
         room = arg or focus.room
         if room in client.roster:
-            return format_users(client.roster.members(room))
+            return format_users(client.roster.members(room), client.roster.name_of(room))
         client.list_users(room)  # a room we are not in: the server knows
         return None
     if name == "msg":

@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 #: The type of the local event that reports the end of the connection.
 DISCONNECTED = "disconnected"
+#: Its reason when we ended it ourselves (``close()``), not the server or the network.
+LEFT_REASON = "You left the chat"
 
 Event = dict[str, Any]
 
@@ -412,10 +414,10 @@ class ChatClient:
         takes the answer meant for the next one.
         """
         pending = _PendingPing(wanted=True)
-        self._send_ping(pending)
+        request_id = self._send_ping(pending)
         if not pending.answered.wait(self.timeout if timeout is None else timeout):
             with self._pings_lock:
-                self._pings = {i: p for i, p in self._pings.items() if p is not pending}
+                self._pings.pop(request_id, None)
             raise ChatError("No answer to ping: the server may be gone")
         if pending.refused is not None:
             raise ChatError(f"The server refused the ping: {pending.refused}")
@@ -423,11 +425,12 @@ class ChatClient:
             raise ConnectionClosed("The connection closed before the pong arrived")
         return pending.rtt
 
-    def _send_ping(self, pending: _PendingPing) -> None:
+    def _send_ping(self, pending: _PendingPing) -> int:
         request_id = next(self._ping_ids)
         with self._pings_lock:
             self._pings[request_id] = pending
         self._send(protocol.ping(request_id), ping=pending)
+        return request_id
 
     def _send(self, message: Event, ping: _PendingPing | None = None) -> None:
         """Send one frame, paced; a failed or partial send ends the connection.
@@ -485,7 +488,7 @@ class ChatClient:
         finally:
             self._shut_down()  # let the server see us go too
             if self._closing:
-                reason = "You left the chat"
+                reason = LEFT_REASON
             elif self._shutdown_message:
                 reason = self._shutdown_message
             elif self._broken:

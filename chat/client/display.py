@@ -14,7 +14,7 @@ import re
 import time
 from typing import Any
 
-from chat.protocol import room_key
+from chat.protocol import LOBBY, room_key
 
 __all__ = [
     "clock_time",
@@ -97,9 +97,7 @@ def format_event(
     if kind == "user_left":
         return f"{LEFT} {_where(event, room, text)}{text or name + ' left the chat'}"
     if kind == "welcome":
-        users = event.get("users")
-        online = ", ".join(safe_text(u) for u in users) if isinstance(users, list) else "?"
-        return f"{WELCOME} {text}\n{ONLINE} Online: {online}"
+        return f"{WELCOME} {text}\n{format_users(event.get('users'))}"
     if kind == "room_joined":
         here = _names(event.get("users"))
         return f"{DOOR} You are in {safe_text(event.get('room', '?'))} now. Here: {here}"
@@ -114,7 +112,7 @@ def format_event(
         )
         return f"{ROOMS} Rooms: {listed or 'none'}"
     if kind == "users":
-        return f"{ONLINE} In {safe_text(event.get('room', '?'))}: {_names(event.get('users'))}"
+        return format_users(event.get("users"), room=event.get("room"))
     if kind == "user_renamed":
         return f"{RENAMED} {text or safe_text(event.get('new', '?'))}"
     if kind == "history":
@@ -133,12 +131,7 @@ def format_chat(event: dict[str, Any], *, room: str | None = None) -> str:
     stamp = clock_time(event.get("timestamp"))
     name = safe_text(event.get("username", "?"))
     text = safe_text(event.get("message", ""))
-    where = event.get("room")
-    elsewhere = (
-        f"{safe_text(where)} "
-        if room is not None and isinstance(where, str) and room_key(where) != room_key(room)
-        else ""
-    )
+    elsewhere = _where(event, room)
     if event.get("action") is True:
         return f"[{stamp}] {elsewhere}* {name} {text}"
     return f"[{stamp}] {elsewhere}{name}: {text}"
@@ -157,8 +150,8 @@ def format_history(event: dict[str, Any], *, room: str | None = None) -> str | N
     return "\n".join(lines)
 
 
-def _where(event: dict[str, Any], room: str | None, text: str) -> str:
-    """``#rust `` before news from a room other than the one shown (unless it names it)."""
+def _where(event: dict[str, Any], room: str | None, text: str = "") -> str:
+    """``#rust `` before news from a room other than the one shown (unless ``text`` names it)."""
     where = event.get("room")
     if room is None or not isinstance(where, str) or room_key(where) == room_key(room):
         return ""
@@ -177,9 +170,11 @@ def format_pong(rtt: float) -> str:
     return f"{PONG} Pong! Round trip {rtt * 1000:.1f} ms"
 
 
-def format_users(users: list[Any]) -> str:
-    """The answer to ``/users``: who is online."""
-    return f"{ONLINE} Online: {', '.join(safe_text(u) for u in users)}"
+def format_users(users: Any, room: Any = None) -> str:
+    """Who is online (in the lobby, where everyone is), or who is in another ``room``."""
+    lobby = not isinstance(room, str) or room_key(room) == room_key(LOBBY)
+    where = "Online" if lobby else f"In {safe_text(room)}"
+    return f"{ONLINE} {where}: {_names(users)}"
 
 
 def format_unknown_command(text: str) -> str:

@@ -36,8 +36,8 @@ from collections.abc import Callable
 
 from chat import protocol
 from chat.client.commands import Focus, execute, message_text, parse_command
-from chat.client.connection import ChatClient, ChatError, JoinError
-from chat.client.display import format_event, safe_text
+from chat.client.connection import DISCONNECTED, LEFT_REASON, ChatClient, ChatError, JoinError
+from chat.client.display import ERROR, format_event, safe_text
 from chat.protocol import DEFAULT_HOST, DEFAULT_PORT, LOBBY
 
 try:
@@ -146,7 +146,7 @@ def ask_username() -> str:
         try:
             return protocol.validate_username(name)
         except protocol.ProtocolError as exc:
-            print(f"❌ {exc}")
+            print(f"{ERROR} {exc}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         return 1
     except ValueError:
-        print("❌ The port must be a number", file=sys.stderr)
+        print(f"{ERROR} The port must be a number", file=sys.stderr)
         return 1
 
     screen = Screen(interactive)
-    session = Session(screen, interactive)
+    session = Session(screen)
     while True:
         client = ChatClient(host, port, on_event=session.on_event, tls=args.tls, cafile=args.cafile)
         session.client = client
@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             client.connect(username)
             break
         except JoinError as exc:  # its words may come from the server: made safe to print
-            print(f"❌ {safe_text(exc)}", file=sys.stderr)
+            print(f"{ERROR} {safe_text(exc)}", file=sys.stderr)
             if not interactive:
                 return 1
             try:
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             except (EOFError, KeyboardInterrupt):
                 return 1
         except ChatError as exc:
-            print(f"❌ {safe_text(exc)}", file=sys.stderr)
+            print(f"{ERROR} {safe_text(exc)}", file=sys.stderr)
             return 1
     try:
         session.chat_loop()
@@ -192,15 +192,14 @@ def main(argv: list[str] | None = None) -> int:
 class Session:
     """One chat in a terminal: the client, the screen, and where the user is (a Focus)."""
 
-    def __init__(self, screen: Screen, interactive: bool) -> None:
+    def __init__(self, screen: Screen) -> None:
         self.screen = screen
-        self.interactive = interactive
         self.focus = Focus()
         self.client: ChatClient | None = None
 
     def prompt(self) -> str:
         """``alice> ``, or ``alice@#rust> `` in a room other than the lobby."""
-        if not self.interactive or self.client is None:
+        if not self.screen.interactive or self.client is None:
             return ""
         name = safe_text(self.client.username or "?")
         room = "" if self.focus.room == LOBBY else f"@{safe_text(self.focus.room)}"
@@ -212,10 +211,10 @@ class Session:
         if client is not None:
             self.focus.follow(event, client)
             self.screen.prompt = self.prompt()  # a new room or name shows at once
-        lost = event["type"] == "disconnected" and event.get("reason") != "You left the chat"
+        lost = event["type"] == DISCONNECTED and event.get("reason") != LEFT_REASON
         me = client.username if client is not None else None
         self.screen.show(format_event(event, room=self.focus.room, me=me), redraw=not lost)
-        if lost and self.interactive:
+        if lost and self.screen.interactive:
             self.screen.stop_reading()  # end now, instead of waiting for one more line
 
     def chat_loop(self) -> None:
@@ -223,13 +222,13 @@ class Session:
         client = self.client
         assert client is not None
         self.screen.prompt = self.prompt()
-        if self.interactive:
+        if self.screen.interactive:
             self.screen.show("Type a message and press Enter. /help lists the commands.")
         while client.connected:
             try:
                 line = self.screen.read_line()
             except EOFError:
-                if not self.interactive:
+                if not self.screen.interactive:
                     finish_script(client)
                 break
             except KeyboardInterrupt:
@@ -239,7 +238,7 @@ class Session:
                 if not self.handle_line(line):
                     break
             except ChatError as exc:
-                self.screen.show(f"❌ {safe_text(exc)}")
+                self.screen.show(f"{ERROR} {safe_text(exc)}")
                 break
             self.screen.prompt = self.prompt()
 

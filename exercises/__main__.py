@@ -35,6 +35,8 @@ if not __package__:  # run as a folder ("python ../exercises 02"), not with -m
     sys.path.insert(0, str(ROOT))
 TESTS = ROOT / "tests" / "exercises"
 
+from exercises._runner import exercise_of  # noqa: E402 (needs the path set above)
+
 #: Where the checker remembers how many hints you have seen (not in git).
 PROGRESS = HERE / ".progress.json"
 
@@ -113,10 +115,6 @@ def find_exercises() -> list[Exercise]:
 # -- running the tests, in a child process
 
 
-def _exercise_of(nodeid: str) -> str:
-    return Path(nodeid.split("::")[0]).stem.removeprefix("test_")
-
-
 def _run_child(files: list[str], package: str, statuses: dict[str, Status]) -> list[str]:
     """Run ``files`` in one child process; record results; the files it did not finish."""
     with tempfile.TemporaryDirectory(prefix="exercises-") as scratch:
@@ -147,7 +145,7 @@ def _run_child(files: list[str], package: str, statuses: dict[str, Status]) -> l
         elif "start" in event:
             started = event["start"]
         elif "result" in event:
-            name = _exercise_of(event["result"])
+            name = exercise_of(event["result"])
             if name in statuses:
                 test = event["result"].split("::")[-1]
                 props = [tuple(p) for p in event.get("props", [])]
@@ -157,13 +155,13 @@ def _run_child(files: list[str], package: str, statuses: dict[str, Status]) -> l
                 )
             started = None
         elif "collect_error" in event:
-            name = _exercise_of(event["collect_error"])
+            name = exercise_of(event["collect_error"])
             if name in statuses:
                 statuses[name].results.append(
                     Result("(collecting the tests)", False, event["lines"])
                 )
         elif "busy" in event:
-            name = _exercise_of(event["busy"])
+            name = exercise_of(event["busy"])
             test = event["busy"].split("::")[-1]
             if name in statuses:
                 results = statuses[name].results
@@ -176,7 +174,7 @@ def _run_child(files: list[str], package: str, statuses: dict[str, Status]) -> l
     else:
         stopped_in = None
         if started is not None:  # the child died inside a test: a hard timeout
-            stopped_in = _exercise_of(started)
+            stopped_in = exercise_of(started)
             test = started.split("::")[-1]
             why = f"  Stopped after {TEST_TIMEOUT:g} s: an endless loop?  A wait with no end?"
             statuses[stopped_in].results.append(Result(test, False, [f"  {test}", why]))
@@ -190,7 +188,7 @@ def _run_child(files: list[str], package: str, statuses: dict[str, Status]) -> l
     have = {r.test for r in results}
     for nodeid in collected:
         test = nodeid.split("::")[-1]
-        if _exercise_of(nodeid) == stopped_in and test not in have:
+        if exercise_of(nodeid) == stopped_in and test not in have:
             lines = [f"  {test}: not run (an earlier test never ended)"]
             results.append(Result(test, False, lines, ran=False))
     remaining = [str(statuses[n].exercise.tests) for n in statuses if not statuses[n].results]

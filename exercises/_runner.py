@@ -198,11 +198,15 @@ def learner_frame(exclude: int) -> tuple[str, int, str, str] | None:
     return None
 
 
+def exercise_of(nodeid: str) -> str:
+    """``tests/exercises/test_ex07_frame_decoder.py::test_x`` -> ``ex07_frame_decoder``."""
+    return Path(nodeid.split("::")[0]).stem.removeprefix("test_")
+
+
 def busy_report(test: str, spot: tuple[str, int, str, str] | None, seconds: float) -> list[str]:
     from exercises.hints import BUSY_LOOP, BUSY_LOOP_DEFAULT
 
-    exercise = Path(test.split("::")[0]).stem.removeprefix("test_")
-    cause = BUSY_LOOP.get(exercise, BUSY_LOOP_DEFAULT)
+    cause = BUSY_LOOP.get(exercise_of(test), BUSY_LOOP_DEFAULT)
     lines = [f"  {test.split('::')[-1]}"]
     if spot is not None:
         path, lineno, function, code = spot
@@ -263,7 +267,7 @@ class Plugin:
 
     def pytest_runtest_setup(self, item: Any) -> None:
         self.current = item.nodeid
-        self.latest[Path(item.nodeid.split("::")[0]).stem.removeprefix("test_")] = item.nodeid
+        self.latest[exercise_of(item.nodeid)] = item.nodeid
         self.out.write(start=item.nodeid)
         # One endless wait would otherwise cost the timeout for every test that calls it.
         if item.nodeid.split("::")[0] in self._timed_out:

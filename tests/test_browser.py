@@ -32,9 +32,7 @@ import json
 import os
 import re
 import secrets
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -44,29 +42,22 @@ from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlparse
 
 import pytest
+
+from tests.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    EVIL,
+    local_only,
+    sync_playwright,
+)
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-#: Debian's Chromium; CHAT_CHROMIUM may point elsewhere (or nowhere, to try the skip).
-CHROMIUM = os.environ.get("CHAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-REQUIRED = os.environ.get("CHAT_REQUIRE_BROWSER") == "1"
-EVIL = "<img src=x onerror=alert(1)>"
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",  # runs as root in CI containers
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-]
 
 DEMO_NOTEBOOK = {
     "cells": [
@@ -104,19 +95,6 @@ LAB_SETTINGS = {
         "autoStartDefaultKernel": True,
     },
 }
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail when CI demands the browser test."""
-    if REQUIRED:
-        pytest.fail(f"{reason}, but CHAT_REQUIRE_BROWSER=1 says this test must run")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Lab:
@@ -232,12 +210,6 @@ def lab(start_lab: Callable[..., Lab]) -> Lab:
 @pytest.fixture
 def browser_page(tmp_path: Path) -> Iterator[Any]:
     """A Chromium page that can reach 127.0.0.1 and nothing else."""
-    if not Path(CHROMIUM).exists():
-        unavailable(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright for Python is not installed (pip install playwright)")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),
@@ -247,14 +219,7 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
             viewport={"width": 1280, "height": 900},
         )
         try:
-
-            def local_only(route: Any) -> None:
-                if urlparse(route.request.url).hostname == "127.0.0.1":
-                    route.continue_()
-                else:
-                    route.abort()
-
-            context.route("**/*", local_only)
+            local_only(context)
             page = context.pages[0] if context.pages else context.new_page()
             page.set_default_timeout(30_000)
             yield page

@@ -5,66 +5,39 @@ messages go from page to page; a page that lost its server comes back and shows
 what was said meanwhile, once.  Screenshots land in ``test-artifacts/``
 (ignored by git).
 
-The browser is Debian's ``chromium`` (``apt-get install chromium``); we never
-download one.  Without it these tests are skipped with the reason -- except
-when ``CHAT_REQUIRE_BROWSER=1`` (set by ``.ci/run``), where a missing browser
-fails them.  Every request to another host than 127.0.0.1 is aborted.
+The browser is Debian's ``chromium``, never a downloaded one, and every request
+to another host than 127.0.0.1 is aborted (``tests/browser_support.py``).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import pytest
 
 from chat.limits import Limits
 from chat.server import ChatServer, create_server
+from tests.browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    EVIL,
+    local_only,
+    sync_playwright,
+)
 from tests.helpers import TIMEOUT, RawPeer, free_port, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-#: Debian's Chromium; CHAT_CHROMIUM may point elsewhere (or nowhere, to try the skip).
-CHROMIUM = os.environ.get("CHAT_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-REQUIRED = os.environ.get("CHAT_REQUIRE_BROWSER") == "1"
-EVIL = "<img src=x onerror=alert(1)>"
 MS = TIMEOUT * 1000  # Playwright counts in milliseconds
-
-CHROMIUM_FLAGS = [
-    "--no-sandbox",  # runs as root in CI containers
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-proxy-server",
-]
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail when CI demands the browser tests."""
-    if REQUIRED:
-        pytest.fail(f"{reason}, but CHAT_REQUIRE_BROWSER=1 says this test must run")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists():
-        unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Playwright for Python is not installed (pip install playwright)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium
@@ -98,16 +71,8 @@ def open_tab(browser: Any) -> Iterator[Callable[..., Tab]]:
     contexts = []
 
     def open_(server: ChatServer, name: str, *, url: str | None = None) -> Tab:
-        context = browser.new_context(viewport={"width": 1000, "height": 640})
+        context = local_only(browser.new_context(viewport={"width": 1000, "height": 640}))
         contexts.append(context)
-
-        def local_only(route: Any) -> None:
-            if urlparse(route.request.url).hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                route.abort()
-
-        context.route("**/*", local_only)
         tab = Tab(context.new_page())
         tab.page.set_default_timeout(MS)
         tab.page.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
@@ -231,7 +196,7 @@ def test_rooms_from_the_page(make_server, open_tab):
 def test_a_name_that_is_taken_can_be_changed_on_the_spot(make_server, open_tab, browser):
     server = make_server(web_port=0)
     open_tab(server, "alice")
-    context = browser.new_context()  # by hand: open_tab expects the name to be accepted
+    context = local_only(browser.new_context())  # by hand: open_tab expects the name accepted
     try:
         page = context.new_page()
         page.set_default_timeout(MS)

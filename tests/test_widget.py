@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import ssl
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -461,15 +460,6 @@ def test_widget_chats_over_tls():
 # for a bounded number of rounds.
 
 ROUNDS = 30
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Make threads take turns far more often than usual, so that races show up."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(before)
 
 
 @pytest.fixture

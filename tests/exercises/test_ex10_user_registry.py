@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 import threading
-from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -23,15 +21,6 @@ def ex(load) -> ModuleType:
 @pytest.fixture
 def registry(ex):
     return ex.UserRegistry()
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Make threads take turns far more often than usual, so that races show up."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(before)
 
 
 def test_free_name_can_be_claimed(registry):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from types import ModuleType
 
 import pytest
@@ -33,15 +31,6 @@ class ListOutbox:
 @pytest.fixture
 def ex(load) -> ModuleType:
     return load("ex11_broadcast")
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Make threads take turns far more often than usual, so that races show up."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(before)
 
 
 def room_of(ex, **outboxes):

@@ -93,11 +93,12 @@ def test_a_client_that_already_left_is_no_trouble(ex, clients):
 
 
 def test_a_stuck_handler_does_not_stop_the_stop(ex, clients):
-    release = threading.Event()
+    stuck_now, release = threading.Event(), threading.Event()
 
     class Stuck(ex.LineServer):
         def answer(self, line: bytes) -> bytes:
             if line == b"get stuck":
+                stuck_now.set()
                 release.wait(10)  # not a socket: shutdown cannot wake this
             return super().answer(line)
 
@@ -105,8 +106,7 @@ def test_a_stuck_handler_does_not_stop_the_stop(ex, clients):
     normal = talking(server, clients)
     stuck = connect(server, clients)
     stuck.sendall(b"get stuck\n")
-    wait_until(lambda: len(server._connections) == 2)
-    time.sleep(0.1)  # the stuck handler is waiting now
+    assert stuck_now.wait(TIMEOUT), "the handler never got the line"
     try:
         running = stop_in_time(server, 0.5)
         assert len(running) == 1, "stop() should return the one thread still running"

@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster",
         action="store_true",
         help="several servers on a private Redis: cross-node latency, 1 vs 2 nodes "
-        "(benchmarks.cluster; --engine picks the nodes' engine, asyncio for 'all')",
+        "(benchmarks.cluster: its standard runs, whatever --clients, --messages, --rate say; "
+        "--engine picks the nodes' engine, asyncio for 'all')",
     )
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     parser.add_argument("--output", type=Path, help="also write the JSON results to this file")
@@ -133,10 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks.cluster import main as cluster_main  # needs redis-server
 
         engine = "asyncio" if args.engine == "all" else args.engine
-        return cluster_main(["--engine", engine, *(["--json"] if args.json else [])])
+        options = ["--engine", engine, *(["--json"] if args.json else [])]
+        return cluster_main(options + (["--output", str(args.output)] if args.output else []))
     transports = ["tcp", "websocket"] if args.transport == "both" else [args.transport]
-    if args.transport != "tcp" and (args.port is not None or args.max_clients):
-        print("error: --transport websocket works with a server of our own, without --max-clients")
+    if args.transport != "tcp" and (args.port is not None or args.max_clients or args.joins):
+        print(
+            "error: --transport websocket works with a server of our own, "
+            "without --max-clients or --joins"
+        )
         return 2
     if args.port is not None:
         engines = ["external"]

@@ -469,7 +469,10 @@ class _Generator:
         if not data:
             self._close(client)
             return
-        now = time.perf_counter_ns()
+        self._received(client, data, time.perf_counter_ns())
+
+    def _received(self, client: _Client, data: bytes, now: int) -> None:
+        """Bytes arrived at ``now``: pass on the whole lines, keep the rest for later."""
         data = client.buffer + data
         end = data.rfind(b"\n") + 1
         client.buffer = data[end:]

@@ -369,20 +369,18 @@ def write_report(data: dict[str, Any], path: Path) -> None:
         for run in data["cluster"]:
             load = run["load"]
             nodes = "1, no Redis" if run["nodes"] == 0 else f"{run['nodes']} on Redis"
-            cross = run["nodes"] >= 2
             redis_cpu = f"{run['redis_cpu']:.0%}" if run.get("redis_cpu") is not None else "-"
+            cross = (
+                f"{run['cross_p50_ms']:.2f} | {run['cross_p99_ms']:.2f}"
+                if run["nodes"] >= 2
+                else "- | -"
+            )
             lines.append(
                 f"| {run['kind']} | {nodes} | {load['clients']} | {load['messages']} "
                 f"| {load['rate'] or '-'} | {load['lost']} | {load['duplicated']} "
                 f"| {load['out_of_order']} | {load['deliveries_per_s']:,.0f} "
                 f"| {load['latency_p50_ms']:.2f} | {load['latency_p99_ms']:.2f} "
-                f"| {run['cross_p50_ms']:.2f} | {run['cross_p99_ms']:.2f} | {redis_cpu} |"
-                if cross
-                else f"| {run['kind']} | {nodes} | {load['clients']} | {load['messages']} "
-                f"| {load['rate'] or '-'} | {load['lost']} | {load['duplicated']} "
-                f"| {load['out_of_order']} | {load['deliveries_per_s']:,.0f} "
-                f"| {load['latency_p50_ms']:.2f} | {load['latency_p99_ms']:.2f} | - | - "
-                f"| {redis_cpu} |"
+                f"| {cross} | {redis_cpu} |"
             )
     if data.get("joins"):
         joins = [JoinsResult(**row) for row in data["joins"]]

@@ -27,15 +27,13 @@ same messages from every way of cutting the stream.
 
 from __future__ import annotations
 
-import time
-
 from websockets.client import ClientProtocol
 from websockets.frames import Opcode
 from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
-from benchmarks.loadgen import RECV_BYTES, _Client, _Generator
+from benchmarks.loadgen import _Client, _Generator
 from chat import protocol
 from chat.web import WS_PATH
 
@@ -105,19 +103,8 @@ class WebSocketGenerator(_Generator):
             ws.send_text(line)
         return b"".join(ws.data_to_send())
 
-    def _readable(self, client: _Client) -> None:
-        assert client.sock is not None
-        try:
-            data = client.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self._close(client)
-            return
-        if not data:
-            self._close(client)
-            return
-        now = time.perf_counter_ns()
+    def _received(self, client: _Client, data: bytes, now: int) -> None:
+        """Bytes arrived: the text messages in them are the lines (frames) to pass on."""
         texts: list[bytes] = []
         data = client.buffer + data
         client.buffer = b""

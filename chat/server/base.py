@@ -266,8 +266,17 @@ class ServerBase:
         self._gateway: WebGateway | None = None  # the WebSocket gateway, when web_port is set
         self._gateway_connections: set[Connection] = set()  # its clients, counted like ours
         self._gateway_ready: list[Connection] = []  # those of them with frames waiting
+        self._init_engine()
 
     # -- what engines write
+
+    def _init_engine(self) -> None:
+        """Make the engine's own state, with the server: no I/O, nothing that can fail.
+
+        Whatever the public API reads must exist before :meth:`start` (a
+        server never started still answers :meth:`usernames`); what needs the
+        listening socket is made by :meth:`_start_serving`.
+        """
 
     def _start_serving(self) -> None:  # pragma: no cover - abstract
         """Start serving ``self._listener`` in background threads."""

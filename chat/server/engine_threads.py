@@ -139,11 +139,13 @@ class ChatServer(ServerBase):
     (see :func:`chat.tls.server_context`) makes every connection use TLS.
     """
 
-    def _start_serving(self) -> None:
+    def _init_engine(self) -> None:
         self._lock = threading.Lock()  # guards the core, every outbox and the sets below
         self._cut: list[_ThreadedConnection] = []  # aborted: shut their sockets after the lock
         self._turning_away: set[_ThreadedConnection] = set()
         self._threads: list[threading.Thread] = []
+
+    def _start_serving(self) -> None:
         for target, name in ((self._accept_loop, "accept"), (self._housekeeping, "housekeeping")):
             thread = threading.Thread(target=target, name=f"chat-{name}", daemon=True)
             thread.start()

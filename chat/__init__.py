@@ -1,6 +1,7 @@
 """A TCP socket chat application, built step by step in the notebooks.
 
-The modules, from the bottom up (each depends only on those above it):
+The modules, from the bottom up (each imports only those above it, but for
+the one exception said at the end):
 
 * :mod:`chat.protocol`    -- frames on the wire: newline-delimited JSON, UTF-8
   (PROTOCOL.md is the normative description).
@@ -10,6 +11,9 @@ The modules, from the bottom up (each depends only on those above it):
 * :mod:`chat.rooms`       -- a room: its members and its latest messages.
 * :mod:`chat.core`        -- the chat rules, with no I/O: bytes in, actions out.
 * :mod:`chat.store`       -- room history in SQLite, written by one thread.
+* :mod:`chat.cluster`     -- several servers as one chat through Redis (needs redis-py):
+  ``python -m chat.server --redis URL``.  A server hands itself to the broker,
+  which names :mod:`chat.server.base` only in type hints.
 * :mod:`chat.server`      -- the engines that move bytes between sockets and the
   core: :mod:`chat.server.base` (what they share), then one module per engine
   (``engine_threads``, ``engine_selectors``, ``engine_asyncio``), and
@@ -21,8 +25,10 @@ The modules, from the bottom up (each depends only on those above it):
 * :mod:`chat.widget`      -- the chat client as a Jupyter widget (needs ipywidgets).
 * :mod:`chat.web`         -- chat from a browser: the WebSocket gateway on the same
   core (:mod:`chat.web.gateway`, ``--web-port``; needs websockets) and the page.
-* :mod:`chat.cluster`     -- several servers as one chat through Redis (needs redis-py):
-  ``python -m chat.server --redis URL``.
+
+The exception: :mod:`chat.web.gateway` builds on :mod:`chat.server.base`, and
+:class:`~chat.server.base.ServerBase` loads the gateway on demand, only when
+``web_port`` is set -- so that a server without a web page needs no websockets.
 
 The load generator (``python -m benchmarks``) and the course's tools live
 outside the package: they are not part of the chat.

@@ -434,6 +434,11 @@ def test_stop_of_a_server_never_started_returns_at_once(engine):
     assert not server.running
 
 
+def test_usernames_of_a_server_never_started_is_an_empty_list(engine):
+    server = create_server(engine, "127.0.0.1", 0)
+    assert server.usernames() == []
+
+
 def test_second_server_on_a_port_in_use_is_refused_and_the_first_keeps_serving(engine):
     """No action at a distance: starting a server never stops another one."""
     first = create_server(engine, "127.0.0.1", 0).start()

@@ -51,6 +51,7 @@ __all__ = [
     "create_server",
     "engine_class",
     "prepare_process",
+    "raise_open_files_limit",
 ]
 
 #: The three engines by name, as ``--engine`` spells them: "module:class",

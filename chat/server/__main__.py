@@ -149,36 +149,27 @@ def main(argv: list[str] | None = None) -> int:
             backoff_max=min(ClusterConfig.backoff_max, args.presence_ttl / 3),
         )
     prepare_process(args.engine)
-    try:
-        server = create_server(args.engine, args.host, args.port, **options)
-    except ClusterError as exc:  # --redis without redis-py
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # handled like Ctrl+C by serve_forever
 
-    # Before start(): whoever reads "Chat server started" may send SIGTERM at
-    # once, and without a handler SIGTERM kills the process on the spot.
-    signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        server.start()
-        server.serve_forever()  # returns after Ctrl+C or SIGTERM
-    except KeyboardInterrupt:  # one that came while starting, before serve_forever waited
-        server.stop()
+        server = create_server(args.engine, args.host, args.port, **options)
+        # Before start(): whoever reads "Chat server started" may send SIGTERM at
+        # once, and without a handler SIGTERM kills the process on the spot.
+        signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            server.start()
+            server.serve_forever()  # returns after Ctrl+C or SIGTERM
+        except KeyboardInterrupt:  # one that came while starting, before serve_forever waited
+            server.stop()
     except AddressInUseError as exc:
         print(f"error: {exc.strerror}", file=sys.stderr)
-        return 1
-    except StoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 1
     except ImportError as exc:  # --web-port without the websockets package
         print(f"error: {exc}; install it with: pip install websockets", file=sys.stderr)
         return 1
-    except ClusterError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except ValueError as exc:  # a --web-origin that is not an origin
+    except (StoreError, ClusterError, ValueError) as exc:  # --db, --redis, a bad --web-origin
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -34,7 +34,9 @@ once, here:
 An engine writes how it starts and stops serving, how it sends what waits in
 the outboxes (:attr:`ServerBase._ready` lists the connections that have some),
 how it starts a close, how it aborts a connection, and how another thread
-hands it work (``_from_thread``).  The bookkeeping here is
+hands it work (``_from_thread``); it calls back here when a connection is
+accepted (``_open``), when its peer has finished (``_input_ended``) and once
+its socket is closed (``_forget``).  The bookkeeping here is
 not thread-safe: the threaded engine calls it under its one lock; the event
 loops call it from their one thread.
 
@@ -57,7 +59,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from chat.core import Action, ChatCore, Close, Fetch, Send, Store
 from chat.limits import Limits
@@ -77,7 +79,9 @@ __all__ = [
     "EventLoopServer",
     "Gateway",
     "ServerBase",
+    "host_port",
     "listen",
+    "set_nodelay",
 ]
 
 log = logging.getLogger(__name__)
@@ -87,12 +91,6 @@ LOG_FORMAT = "%(asctime)s - %(levelname)s - %(message)s"
 #: Bytes asked of each ``recv``.  Larger reads mean fewer system calls; the
 #: frame decoder copes with any size.
 RECV_BYTES = 64 * 1024
-
-#: After our goodbye, how long we read and discard what the peer still sends
-#: while waiting for it to hang up, so that our last frame (an error, say)
-#: reaches it.  Closing a socket with unread input makes the kernel send a
-#: reset, which can destroy data the peer has not read yet ("lingering close").
-LINGER_SECONDS = 1.0
 
 #: How often the core's join and idle timeouts and the close deadlines are checked.
 HOUSEKEEPING_INTERVAL = 1.0
@@ -127,6 +125,17 @@ def listen(host: str, port: int, backlog: int) -> socket.socket:
                 "Stop it, or choose another port (--port, or port=0 for any free port).",
             ) from None
         raise
+
+
+def set_nodelay(sock: socket.socket) -> None:
+    """Send each frame as soon as it is written: set ``TCP_NODELAY`` on an accepted socket.
+
+    Chat frames are small.  Without this option, Nagle's algorithm holds a
+    small segment back until the previous one is acknowledged -- tens of
+    milliseconds, with delayed acknowledgements -- in the hope of sending
+    fewer, fuller packets.  A chat wants each line to leave at once.
+    """
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def host_port(host: str, port: int) -> str:
@@ -172,6 +181,16 @@ class Connection:
         if rest:
             self.out.insert(0, rest)
             self.queued += len(rest)
+
+    def drop_outbox(self) -> None:
+        """Nothing more will be sent: empty the outbox, and let nothing new in.
+
+        ``closing`` makes :meth:`ServerBase._perform` pass this connection by,
+        so frames the core still addresses to it are not queued.
+        """
+        self.closing = True
+        self.out = []
+        self.queued = 0
 
     def __repr__(self) -> str:
         return f"<connection {host_port(str(self.address[0]), int(self.address[1]))}>"
@@ -266,8 +285,17 @@ class ServerBase:
         self._gateway: WebGateway | None = None  # the WebSocket gateway, when web_port is set
         self._gateway_connections: set[Connection] = set()  # its clients, counted like ours
         self._gateway_ready: list[Connection] = []  # those of them with frames waiting
+        self._init_engine()
 
     # -- what engines write
+
+    def _init_engine(self) -> None:
+        """Make the engine's own state, with the server: no I/O, nothing that can fail.
+
+        Whatever the public API reads must exist before :meth:`start` (a
+        server never started still answers :meth:`usernames`); what needs the
+        listening socket is made by :meth:`_start_serving`.
+        """
 
     def _start_serving(self) -> None:  # pragma: no cover - abstract
         """Start serving ``self._listener`` in background threads."""
@@ -303,32 +331,17 @@ class ServerBase:
             self.core.continue_ids(self.store.open())
         try:
             self._listener = listen(self.host, self.port, self.backlog)
+            self._address = self._listener.getsockname()[:2]
+            self.port = self._address[1]
             if self.web_port is not None:  # its port is taken before anything starts
                 from chat.web.gateway import WebGateway  # optional: needs websockets
 
                 self._gateway = WebGateway(self, self.web_port, origins=self.web_origins)
-        except BaseException:
-            if self._listener is not None:
-                self._listener.close()
-                self._listener = None
-            if self.store is not None:
-                self.store.close()
-            raise
-        self._address = self._listener.getsockname()[:2]
-        self.port = self._address[1]
-        try:
             if self.cluster is not None:  # who is online, before anyone is accepted
                 self.cluster.connect(self._address)
             self._start_serving()
-        except BaseException:
-            self._listener.close()
-            self._listener = None
-            if self._gateway is not None:
-                self._gateway.close()
-            if self.store is not None:
-                self.store.close()
-            if self.cluster is not None:
-                self.cluster.stop()
+        except BaseException:  # Ctrl+C too: nothing half-started may outlive start()
+            self._release()
             raise
         if self.cluster is not None:
             self.cluster.run()
@@ -337,6 +350,19 @@ class ServerBase:
             self._gateway.start()
         log.info("Waiting for connections...")
         return self
+
+    def _release(self) -> None:
+        """:meth:`start` failed: close whatever it had opened, in any state."""
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        if self._gateway is not None:
+            self._gateway.close()
+            self._gateway = None
+        if self.store is not None:
+            self.store.close()
+        if self.cluster is not None:
+            self.cluster.stop()  # returns at once if it never connected
 
     @property
     def address(self) -> tuple[str, int]:
@@ -353,7 +379,10 @@ class ServerBase:
         return self._listener is not None and not self._stopped.is_set()
 
     def usernames(self) -> list[str]:
-        """Who is joined right now."""
+        """Who is joined right now.
+
+        Any thread may ask: :attr:`chat.core.ChatCore.usernames` says why.
+        """
         return self.core.usernames
 
     def serve_forever(self) -> None:
@@ -491,7 +520,7 @@ class ServerBase:
         elif self.cluster is not None:  # Claim, Release, Publish: for the whole chat
             self.cluster.handle(action)
 
-    def _history_arrived(self, fetch: Fetch, frames: list, more: bool) -> None:
+    def _history_arrived(self, fetch: Fetch, frames: list[dict[str, Any]], more: bool) -> None:
         """Where the core runs: the store's answer goes to the core."""
         self._perform(self.core.history_fetched(fetch, frames, more))
 
@@ -528,15 +557,19 @@ class ServerBase:
         else:
             conn.gateway.abort(conn)
 
-    def _tls_failed_reason(self, conn: Connection, exc: BaseException) -> str:
-        """Log that a TLS handshake failed (summarised); return the reason for the core."""
+    def _log_tls_failure(self, peer: object, exc: BaseException, *, key: str = "tls") -> str:
+        """Log that a TLS handshake with ``peer`` failed; return the reason for the core.
+
+        Logged under ``key``, summarised (:mod:`chat.logthrottle`): anyone can
+        open connections that fail their handshake, as fast as they like.
+        """
         detail = str(exc) or type(exc).__name__  # a reset says nothing more
         self._log.log(
-            "tls",
+            key,
             logging.WARNING,
             "failed TLS handshakes",
-            "TLS handshake with %r failed: %s",
-            conn,
+            "TLS handshake with %s failed: %s",
+            peer,
             detail,
         )
         return f"TLS handshake failed: {detail}"
@@ -545,11 +578,21 @@ class ServerBase:
         """The peer hung up or the connection failed: tell the core (once is enough)."""
         self._perform(self.core.disconnect(conn, reason))
 
+    def _input_ended(self, conn: Connection, reason: str = "connection closed by client") -> None:
+        """Nothing more will come from ``conn``'s peer: tell the core, then close politely.
+
+        Politely, with a deadline, rather than at once: a peer that sent its
+        FIN has only stopped *sending*.  It may still be reading, and the
+        core's last frames for it -- answers to what it sent just before --
+        are flushed before our own FIN.
+        """
+        self._lost(conn, reason)
+        self._close_soon(conn)
+
     def _forget(self, conn: Connection) -> None:
         """The engine has closed ``conn``'s socket: it no longer counts."""
-        conn.closed = conn.closing = True
-        conn.out = []
-        conn.queued = 0
+        conn.closed = True
+        conn.drop_outbox()
         self._connections.discard(conn)
         self._gateway_connections.discard(conn)
         self._closing.discard(conn)
@@ -564,6 +607,14 @@ class ServerBase:
         """Cut off every connection whose close is past its deadline."""
         for conn in [c for c in self._closing if now >= c.close_by]:
             self._abort_any(conn)
+
+    def _abort_all(self) -> None:
+        """Stopping, and the goodbyes' time is up: close the engine's connections now.
+
+        A gateway's clients are not among them: the gateway closes its own.
+        """
+        for conn in list(self._connections):
+            self._abort(conn)
 
     def _begin_shutdown(self) -> None:
         """Tell every client goodbye and start closing every connection (stop() calls this)."""
@@ -610,14 +661,6 @@ class EventLoopServer(ServerBase):
             log.exception("The %s engine crashed", self.engine)
         finally:
             self._stopped.set()
-
-    def usernames(self) -> list[str]:
-        """Who is joined right now.
-
-        Only the loop thread changes the core; copying a dictionary is one step
-        the GIL never interrupts, so reading it from another thread is safe.
-        """
-        return self.core.usernames
 
     def _stop_serving(self) -> None:
         assert self._thread is not None

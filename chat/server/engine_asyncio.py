@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -55,6 +54,7 @@ from chat.server.base import (
     HOUSEKEEPING_INTERVAL,
     Connection,
     EventLoopServer,
+    set_nodelay,
 )
 
 __all__ = ["AsyncioChatServer"]
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 #: Bytes a transport may buffer before asyncio calls ``pause_writing``.  Beyond
 #: that, frames wait in our outbox, which is what the send-queue limit bounds.
+#: (The WebSocket gateway's transports use it too.)
 WRITE_BUFFER_HIGH = 64 * 1024
 
 
@@ -188,8 +189,7 @@ class AsyncioChatServer(EventLoopServer):
             task.cancel()
         if self._handshakes:
             await asyncio.wait(set(self._handshakes), timeout=0.5)
-        for conn in list(self._connections):
-            self._abort(conn)
+        self._abort_all()
         server.close()
         for _ in range(2):  # an aborted transport closes its socket one turn later
             await asyncio.sleep(0)
@@ -222,8 +222,8 @@ class AsyncioChatServer(EventLoopServer):
             transport.abort()
             return None
         sock = transport.get_extra_info("socket")
-        if sock is not None:  # asyncio sets it only for sockets that name their protocol
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock is not None:  # asyncio sets it only on sockets made with proto=IPPROTO_TCP
+            set_nodelay(sock)
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         conn = _AsyncioConnection(transport, tuple(peer[:2]))
         if self.ssl_context is not None:
@@ -252,7 +252,7 @@ class AsyncioChatServer(EventLoopServer):
             self._handshake_failed(conn, raw, "server shutdown")
             raise
         except (OSError, ssl.SSLError, ValueError) as exc:  # also the handshake's timeout
-            self._handshake_failed(conn, raw, self._tls_failed_reason(conn, exc))
+            self._handshake_failed(conn, raw, self._log_tls_failure(conn, exc))
             return
         if tls is None or conn.closed:  # aborted meanwhile
             return
@@ -282,8 +282,7 @@ class AsyncioChatServer(EventLoopServer):
         if conn.closing:  # our goodbye was out already: both sides are done
             conn.transport.close()
             return
-        self._lost(conn, "connection closed by client")
-        self._close_soon(conn)  # a last flush: the peer may still read after its FIN
+        self._input_ended(conn)
 
     def _disconnected(self, conn: _AsyncioConnection, exc: Exception | None) -> None:
         reason = f"connection lost: {exc}" if exc else "connection closed by client"
@@ -343,7 +342,5 @@ class AsyncioChatServer(EventLoopServer):
 
     def _abort(self, conn: Connection) -> None:
         assert isinstance(conn, _AsyncioConnection)
-        conn.closing = True
-        conn.out = []
-        conn.queued = 0
+        conn.drop_outbox()
         conn.transport.abort()  # connection_lost follows, and forgets it

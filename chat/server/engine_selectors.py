@@ -56,6 +56,7 @@ from chat.server.base import (
     RECV_BYTES,
     Connection,
     EventLoopServer,
+    set_nodelay,
 )
 
 __all__ = ["SelectorsChatServer"]
@@ -196,8 +197,7 @@ class SelectorsChatServer(EventLoopServer):
                     if self._goodbyes_done(now):
                         break
         finally:
-            for conn in list(self._connections):
-                self._close(conn)
+            self._abort_all()
             self._selector.close()
             self._wake_r.close()
             self._wake_w.close()
@@ -229,9 +229,7 @@ class SelectorsChatServer(EventLoopServer):
                     self._accept_paused_until = time.monotonic() + 0.1
                 return
             sock.setblocking(False)
-            # Chat frames are small: without TCP_NODELAY, Nagle's algorithm
-            # holds a small frame back until the previous one is acknowledged.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            set_nodelay(sock)
             conn = _SelectorConnection(sock, address)
             if self.ssl_context is not None:
                 conn.tls_in, conn.tls_out = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -249,8 +247,7 @@ class SelectorsChatServer(EventLoopServer):
         except OSError as exc:
             self._drop(conn, f"connection lost: {exc.strerror or exc}")
             return
-        handshaking = conn.tls is not None and conn.handshake_by
-        if conn.closing and not handshaking:  # lingering: discard what arrives, until EOF
+        if conn.closing and not conn.handshake_by:  # lingering: discard what arrives, until EOF
             if not data:
                 self._close(conn)
             return
@@ -265,8 +262,7 @@ class SelectorsChatServer(EventLoopServer):
             elif not data or conn.closing:  # handshake progress, half a record, or too late
                 return
         if not data:
-            self._lost(conn, "connection closed by client")
-            self._close_soon(conn)  # a last flush: the peer may still read after its FIN
+            self._input_ended(conn)
             return
         self._perform(self.core.receive(conn, data))
 
@@ -408,17 +404,14 @@ class SelectorsChatServer(EventLoopServer):
 
     def _tls_failed(self, conn: _SelectorConnection, exc: Exception) -> None:
         if conn.handshake_by:
-            self._drop(conn, self._tls_failed_reason(conn, exc))
+            self._drop(conn, self._log_tls_failure(conn, exc))
         else:
             self._drop(conn, f"TLS error: {exc}")
 
     def _expire_handshakes(self, now: float) -> None:
-        for conn in list(self._handshaking):
-            if conn.closed:
-                self._handshaking.discard(conn)
-            elif now >= conn.handshake_by:
-                timeout = self.limits.tls_handshake_timeout
-                self._tls_failed(conn, TimeoutError(f"not finished within {timeout:g} s"))
+        timeout = self.limits.tls_handshake_timeout
+        for conn in [c for c in self._handshaking if now >= c.handshake_by]:
+            self._tls_failed(conn, TimeoutError(f"not finished within {timeout:g} s"))
 
 
 def _discard(sock: socket.socket) -> None:

@@ -62,6 +62,7 @@ from chat.server.base import (
     Connection,
     ServerBase,
     host_port,
+    set_nodelay,
 )
 from chat.tls import TLSChannel
 
@@ -127,23 +128,22 @@ class _ThreadedConnection(Connection):
 
 
 class ChatServer(ServerBase):
-    """A chat server with a thread per client, started in the background.
+    """A chat server with a reader and a writer thread per client, around one lock.
 
-    ``start()`` returns once the server is listening, so a client may connect
-    straight away.  Port 0 asks the operating system for any free port; read it
-    back from :attr:`address`.  Use ``with ChatServer(...) as server:`` or call
-    :meth:`stop`; :meth:`serve_forever` blocks until Ctrl+C instead.  The rest
-    of the API is :class:`chat.server.base.ServerBase`'s, shared by every engine.
+    The arguments and the API are :class:`chat.server.base.ServerBase`'s,
+    shared by every engine::
 
-    ``limits`` sets every bound (:class:`chat.limits.Limits`); ``ssl_context``
-    (see :func:`chat.tls.server_context`) makes every connection use TLS.
+        with ChatServer("127.0.0.1", 0) as server:
+            print(server.address)
     """
 
-    def _start_serving(self) -> None:
+    def _init_engine(self) -> None:
         self._lock = threading.Lock()  # guards the core, every outbox and the sets below
         self._cut: list[_ThreadedConnection] = []  # aborted: shut their sockets after the lock
         self._turning_away: set[_ThreadedConnection] = set()
         self._threads: list[threading.Thread] = []
+
+    def _start_serving(self) -> None:
         for target, name in ((self._accept_loop, "accept"), (self._housekeeping, "housekeeping")):
             thread = threading.Thread(target=target, name=f"chat-{name}", daemon=True)
             thread.start()
@@ -236,9 +236,8 @@ class ChatServer(ServerBase):
         assert isinstance(conn, _ThreadedConnection)
         if conn.aborted:
             return
-        conn.aborted = conn.closing = True
-        conn.out = []
-        conn.queued = 0
+        conn.aborted = True
+        conn.drop_outbox()
         conn.wake.notify()
         self._cut.append(conn)  # its socket is shut once the lock is released
 
@@ -269,16 +268,13 @@ class ChatServer(ServerBase):
 
     def _serve(self, sock: socket.socket, address: tuple[str, int]) -> None:
         sock.settimeout(None)
-        # Chat frames are small: without TCP_NODELAY, Nagle's algorithm holds a
-        # small frame back until the previous one is acknowledged (tens of ms).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        set_nodelay(sock)
         conn = _ThreadedConnection(sock, address, self._lock)
         if self.ssl_context is not None:
             # No I/O yet: the reader thread runs the handshake.  Until then
             # nothing may be sent, not even by the fast path.
             conn.stream = TLSChannel(sock, self.ssl_context, server_side=True)
             conn.fast = False
-        name = host_port(str(address[0]), address[1])
         with self._lock:
             if self._stopping.is_set():
                 sock.close()
@@ -291,16 +287,17 @@ class ChatServer(ServerBase):
             elif not admitted:
                 self._turning_away.add(conn)
         if admitted:
-            self._start_thread(conn, "reader", self._read_loop, name)
+            self._start_thread(conn, "reader", self._read_loop)
         elif crowded:
             conn.close_socket()
         else:
-            self._start_thread(conn, "refuse", self._turn_away, name)
+            self._start_thread(conn, "refuse", self._turn_away)
 
     def _start_thread(
-        self, conn: _ThreadedConnection, kind: str, target: Callable[..., None], name: str
+        self, conn: _ThreadedConnection, kind: str, target: Callable[..., None]
     ) -> bool:
         """Start one of ``conn``'s threads; if the system refuses, close ``conn`` alone."""
+        name = host_port(str(conn.address[0]), conn.address[1])
         thread = threading.Thread(target=target, args=(conn,), name=f"chat-{kind}-{name}")
         thread.daemon = True
         if kind == "reader":
@@ -335,10 +332,9 @@ class ChatServer(ServerBase):
                 try:
                     conn.stream.handshake(self.limits.tls_handshake_timeout)
                 except OSError as exc:
-                    reason = self._tls_failed_reason(conn, exc)
+                    reason = self._log_tls_failure(conn, exc)
                     return  # the finally clause cleans up
-            name = host_port(str(conn.address[0]), conn.address[1])
-            if not self._start_thread(conn, "writer", self._write_loop, name):
+            if not self._start_thread(conn, "writer", self._write_loop):
                 reason = "no thread to serve it"
                 return
             while not conn.closing:
@@ -396,17 +392,13 @@ class ChatServer(ServerBase):
 
     def _finish(self, conn: _ThreadedConnection, reason: str) -> None:
         """The reader is done: tell the core, let the writer flush, close, forget."""
-        self._locked(self._stop_reading, conn, reason)
+        self._locked(self._input_ended, conn, reason)
         writer = conn.writer
         if writer is not None and writer.ident is not None:  # it was started
             writer.join(max(0.0, conn.close_by - time.monotonic()))
         self._locked(self._abort, conn)
         conn.close_socket()
         self._locked(self._forget, conn)
-
-    def _stop_reading(self, conn: _ThreadedConnection, reason: str) -> None:
-        self._lost(conn, reason)
-        self._close_soon(conn)  # a last flush (the peer may still read after its FIN)
 
     def _housekeeping(self) -> None:
         while not self._stopping.wait(HOUSEKEEPING_INTERVAL):
@@ -429,10 +421,6 @@ class ChatServer(ServerBase):
         _join_all([*_threads_of(connections), *self._threads], self._deadline)
         for conn in connections:
             conn.close_socket()
-
-    def _abort_all(self) -> None:
-        for conn in list(self._connections):
-            self._abort(conn)
 
 
 # -- helpers

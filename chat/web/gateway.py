@@ -66,7 +66,6 @@ import email.utils
 import http
 import ipaddress
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -83,7 +82,8 @@ from websockets.server import ServerProtocol
 
 from chat import protocol
 from chat.core import Send
-from chat.server.base import Connection, ServerBase, host_port, listen
+from chat.server.base import Connection, ServerBase, host_port, listen, set_nodelay
+from chat.server.engine_asyncio import WRITE_BUFFER_HIGH
 from chat.web import STATIC, WS_PATH
 
 __all__ = ["MAX_REQUEST_BYTES", "WebGateway"]
@@ -99,10 +99,6 @@ _library_log.setLevel(logging.WARNING)
 #: request is well under 2 KiB (cookies included, usually); without a bound a
 #: client could make us buffer headers without end.
 MAX_REQUEST_BYTES = 16 * 1024
-
-#: Bytes a transport may buffer before asyncio calls ``pause_writing``; beyond
-#: that, frames wait in the connection's bounded outbox (as in the asyncio engine).
-WRITE_BUFFER_HIGH = 64 * 1024
 
 #: Bytes of one client's messages handed to the core and not yet handled there,
 #: past which we stop reading from that client until the core catches up.  An
@@ -281,9 +277,7 @@ class WebGateway:
 
     def abort(self, conn: Connection) -> None:
         assert isinstance(conn, _WebConnection)
-        conn.closing = True
-        conn.out = []
-        conn.queued = 0
+        conn.drop_outbox()
         self._outgoing.append((conn, _Link.abort))
         self._wake()
 
@@ -482,7 +476,7 @@ class _Link(asyncio.Protocol):
         self.opening = True
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            set_nodelay(sock)
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         loop = asyncio.get_running_loop()
         self.timer = loop.call_later(limits.tls_handshake_timeout, self._too_slow)
@@ -509,14 +503,7 @@ class _Link(asyncio.Protocol):
             self._ended(None)
             raise
         except (OSError, ssl.SSLError, ValueError) as exc:  # the handshake's timeout too
-            self.gateway.server._log.log(
-                "web tls",
-                logging.WARNING,
-                "failed TLS handshakes",
-                "TLS handshake with %s failed: %s",
-                host_port(*self.address),
-                str(exc) or type(exc).__name__,
-            )
+            self.gateway.server._log_tls_failure(host_port(*self.address), exc, key="web tls")
             self.abort()
             self._ended(None)  # asyncio reports no connection_lost for a failed start_tls
             return

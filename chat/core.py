@@ -499,7 +499,7 @@ class ChatCore:
         return [Send((peer.conn,), protocol.encode(answer))]
 
     def _room(self, name: str) -> Room:
-        room = Room(name, HISTORY_CACHE, complete=not self._stored)
+        room = Room(name, HISTORY_CACHE, stored=self._stored)
         self._rooms[room.key] = room
         return room
 

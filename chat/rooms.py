@@ -12,7 +12,9 @@ including the last fraction of a second, which the store has not written yet
 (it writes in batches).  The log has them all, in relay order, so the answer
 costs no disk read and no waiting.  Only two things need the store: a page
 older than the log, and the tail of a room nobody was in since the server
-started (the room is *loading* until the store answers).
+started (the room is *loading* until the store answers).  A server without a
+store has nothing but the log: its rooms never load, and what leaves the log
+is gone.
 
 The log is always a contiguous suffix of the room's history: every message
 newer than its first one is in it.  That is what lets :meth:`Room.page` know
@@ -37,9 +39,11 @@ class Room:
     """One room's members and latest messages.
 
     ``members`` maps a connection to whatever the core keeps about it, in
-    the order they entered.  ``complete``: whether the log's messages are the
-    room's latest -- false while loading.  ``older``: whether messages older
-    than the log's first may exist in the store.
+    the order they entered.  ``stored``: whether a store keeps the room's
+    history beyond the log; without one, the log is all the history there is.
+    ``complete``: whether the log's messages are the room's latest -- false
+    while loading.  ``older``: whether messages older than the log's first
+    may exist in the store.
     """
 
     __slots__ = (
@@ -52,19 +56,21 @@ class Room:
         "members",
         "name",
         "older",
+        "stored",
         "waiting",
     )
 
     _generations = itertools.count(1)
 
-    def __init__(self, name: str, cache: int, *, complete: bool) -> None:
+    def __init__(self, name: str, cache: int, *, stored: bool) -> None:
         self.name = name  # as its first member spelled it
         self.generation = next(Room._generations)  # tells this life of the room from later ones
         self.key = room_key(name)
         self.members: dict[Hashable, Any] = {}  # change it with add() and remove()
         self._audience: tuple[tuple[Hashable, ...], tuple[Hashable, ...]] | None = None
         self.log: deque[Frame] = deque(maxlen=cache)
-        self.complete = complete
+        self.stored = stored
+        self.complete = not stored  # with a store, the latest messages are on disk until loaded
         self.fetching = False  # its latest messages were asked of the store
         self.older = False
         # Members who entered while the room was loading: (conn, the last id
@@ -99,7 +105,7 @@ class Room:
     def append(self, frame: Frame) -> None:
         """A message relayed in this room (its ``id`` larger than every one before)."""
         if len(self.log) == self.log.maxlen:
-            self.older = True  # the oldest one leaves memory; the store still has it
+            self.older = self.stored  # the oldest one leaves memory; only a store still has it
         self.log.append(frame)
 
     def loaded(self, frames: list[Frame], more: bool) -> None:
@@ -125,7 +131,8 @@ class Room:
     def page(
         self, *, before: int | None = None, after: int | None = None, limit: int
     ) -> tuple[list[Frame], bool] | None:
-        """A page of history from the log, or ``None`` if only the store can answer.
+        """A page of history from the log, or ``None`` if only the store can answer
+        (never without a store: then the log is all the history there is).
 
         ``before``: the latest ``limit`` messages with a smaller id, and
         whether older ones exist.  ``after``: the earliest ``limit`` messages

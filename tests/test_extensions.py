@@ -13,7 +13,7 @@ import pytest
 
 from chat import protocol
 from chat.core import ChatCore, Fetch, Send, Store
-from chat.limits import Limits
+from chat.limits import HISTORY_CACHE, Limits
 
 ALL = ["rooms", "private", "history", "nick"]
 WALL_TIME = 1_700_000_000.5
@@ -481,6 +481,24 @@ def test_paging_forward_gives_what_came_after_an_id(core):
     [page] = frames_to(send(core, "alice", request), "alice")
     assert [m["message"] for m in page["messages"]] == ["m2", "m3", "m4"]
     assert page["more"] is False
+
+
+def test_without_a_store_paging_back_ends_at_the_oldest_message_in_memory(core):
+    """Without a store, memory is all the history there is: nothing older is promised."""
+    enter(core, "alice")
+    for n in range(HISTORY_CACHE + 30):
+        say(core, "alice", f"m{n}")
+    page = enter(core, "bob")[1]
+    pages, asked = [page], []
+    while page["more"]:
+        request = {"type": "history", "room": "#lobby", "before": page["messages"][0]["id"]}
+        answer = send(core, "bob", request)
+        asked += [a for a in answer if isinstance(a, Fetch)]
+        [page] = frames_to(answer, "bob")
+        pages.insert(0, page)
+    kept = [m["message"] for page in pages for m in page["messages"]]
+    assert kept == [f"m{n}" for n in range(30, HISTORY_CACHE + 30)]
+    assert asked == []  # nothing to ask a store for
 
 
 def test_a_huge_limit_is_lowered_to_the_maximum_page(core):

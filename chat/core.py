@@ -126,10 +126,11 @@ class _Peer:
     rooms: dict[str, Room] = field(default_factory=dict)  # by room key, in joining order
     # Several servers as one chat (chat.cluster): a user of another server, known by
     # its name and rooms, has that server's ``node`` and no connection here; and a
-    # connection whose name is being claimed across the servers is ``held``: its
-    # next lines wait until the answer comes.
+    # connection whose name is being claimed across the servers is ``held``: the join
+    # or nick that claimed it waits here, and its next lines wait in its decoder,
+    # until the answer comes.
     node: str | None = None
-    held: bool = False
+    held: Frame | None = None
 
     @property
     def name(self) -> str:
@@ -268,7 +269,7 @@ class ChatCore:
             return []
         peer.decoder.feed(data)
         actions: list[Action] = []
-        while conn in self._peers and not peer.held:  # a line may end the connection
+        while conn in self._peers and peer.held is None:  # a line may end the connection
             try:
                 line = peer.decoder.next_line()
             except ProtocolError as exc:  # an endless line: the stream is beyond repair
@@ -395,11 +396,36 @@ class ChatCore:
     # -- joining the server, and changing name
 
     def _join(self, peer: _Peer, message: Frame) -> list[Action]:
-        username = message["username"]
         if peer.username is not None:
             return self._refuse(peer, f"Already joined as {peer.username}")
-        if _key(username) in self._by_name:
+        return self._if_free(peer, message)
+
+    def _on_nick(self, peer: _Peer, message: Frame) -> list[Action]:
+        if message["username"] == peer.username:
+            return self._refuse(peer, f"You are already {peer.username}")
+        return self._if_free(peer, message)
+
+    def _if_free(self, peer: _Peer, message: Frame) -> list[Action]:
+        """A ``join`` or ``nick``: the name it asks for must not be someone else's."""
+        holder = self._by_name.get(_key(message["username"]))
+        if holder is not None and holder is not peer:  # a new case of your own name is yours
             return self._refuse(peer, "Username already taken")
+        return self._grant(peer, message)
+
+    def _grant(self, peer: _Peer, message: Frame) -> list[Action]:
+        """The name a ``join`` or ``nick`` asks for is free here: it is the peer's now.
+
+        The step between the checks and the change is a method of its own so
+        that a node of several servers (:class:`chat.cluster.core.ClusterCore`)
+        can put a question in between: is the name free on every node?
+        """
+        if peer.username is None:
+            return self._welcome(peer, message)
+        return self._rename(peer, message["username"])
+
+    def _welcome(self, peer: _Peer, message: Frame) -> list[Action]:
+        """``peer`` joins as the (free) name in ``message``: welcome it into the lobby."""
+        username = message["username"]
         peer.username = username
         peer.declared = "features" in message
         peer.features = frozenset(message.get("features", ())) & frozenset(protocol.FEATURES)
@@ -413,16 +439,6 @@ class ChatCore:
         actions: list[Action] = [Send((peer.conn,), protocol.encode(welcome))]
         actions += self._to_room(lobby, protocol.user_joined(username, LOBBY), exclude=peer)
         return actions + self._history_on_entering(peer, lobby)
-
-    def _on_nick(self, peer: _Peer, message: Frame) -> list[Action]:
-        old, new = peer.username, message["username"]
-        assert old is not None
-        if new == old:
-            return self._refuse(peer, f"You are already {old}")
-        holder = self._by_name.get(_key(new))
-        if holder is not None and holder is not peer:
-            return self._refuse(peer, "Username already taken")
-        return self._rename(peer, new)
 
     def _rename(self, peer: _Peer, new: str) -> list[Action]:
         """``peer`` is now called ``new`` (a name checked to be free): tell who shares a room."""
@@ -547,9 +563,17 @@ class ChatCore:
         room = peer.rooms.get(room_key(name))
         if room is None:
             return self._refuse(peer, f"You are not in {name}")
-        assert peer.username is not None
         where = "" if room is self._lobby else f" in {room.name}"
         log.info("%s%s: %s", peer.username, where, message["message"])
+        return self._relay_chat(peer, room, message)
+
+    def _relay_chat(self, peer: _Peer, room: Room, message: Frame) -> list[Action]:
+        """Relay a room message that passed the checks: numbered, kept, sent to the room.
+
+        A method of its own so that a node of several servers can send it
+        through the chat's relay instead, with the same checks before.
+        """
+        assert peer.username is not None
         self._last_id += 1
         frame = protocol.chat_broadcast(
             peer.username,
@@ -569,12 +593,19 @@ class ChatCore:
             return self._refuse(peer, f"No such user: {message['to']}")
         if receiver is peer:
             return self._refuse(peer, "You cannot send a private message to yourself")
-        assert peer.username is not None and receiver.username is not None
         if "private" not in receiver.features:
             return self._refuse(
                 peer, f"{receiver.username}'s client cannot receive private messages"
             )
         log.info("Private message from %s to %s", peer.username, receiver.username)  # not its text
+        return self._relay_private(peer, receiver, message)
+
+    def _relay_private(self, peer: _Peer, receiver: _Peer, message: Frame) -> list[Action]:
+        """Relay a private message that passed the checks, to its receiver and its sender.
+
+        A method of its own, as :meth:`_relay_chat` is.
+        """
+        assert peer.username is not None and receiver.username is not None
         self._last_id += 1
         frame = protocol.private(
             peer.username, receiver.username, message["message"], self._wallclock(), self._last_id

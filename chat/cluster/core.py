@@ -146,8 +146,7 @@ class ClusterCore(ChatCore):
         self.online = False  # linked to the broker: the whole chat is reachable
         self.skipped = 0  # relayed messages not delivered: their id was not above the last
         self._remote: dict[str, dict[str, _Peer]] = {}  # node -> name key -> user
-        self._claims: dict[ConnId, Frame] = {}  # held connections: the frame that claimed
-        self._claiming: set[str] = set()  # name keys being claimed by connections here
+        self._claims: set[str] = set()  # name keys claimed for connections here, not yet answered
         # Messages a connection here sent through the relay that have not come back
         # yet (by ticket), and the pongs waiting for them: a pong must not overtake
         # the echo of what its client said before the ping.
@@ -158,38 +157,24 @@ class ClusterCore(ChatCore):
 
     # -- names: join and nick wait for the whole chat's answer
 
-    def _join(self, peer: _Peer, message: Frame) -> list[Action]:
+    def _grant(self, peer: _Peer, message: Frame) -> list[Action]:
+        """A name free on this node (ChatCore checked): claim it on every node first."""
         username = message["username"]
-        if peer.username is not None:
-            return self._refuse(peer, f"Already joined as {peer.username}")
-        return self._claim(peer, username, None, message)
-
-    def _on_nick(self, peer: _Peer, message: Frame) -> list[Action]:
-        old, new = peer.username, message["username"]
-        assert old is not None
-        if new == old:
-            return self._refuse(peer, f"You are already {old}")
-        return self._claim(peer, new, old, message)
-
-    def _claim(self, peer: _Peer, username: str, old: str | None, message: Frame) -> list[Action]:
         key = _key(username)
-        holder = self._by_name.get(key)
-        if (holder is not None and holder is not peer) or key in self._claiming:
+        if key in self._claims:  # another connection here asked first: it is taken
             return self._refuse(peer, "Username already taken")
         if not self.online:
             return self._refuse(peer, f"Cannot check that name: {UNREACHABLE}")
-        peer.held = True  # what it sends next waits for the answer
-        self._claims[peer.conn] = message
-        self._claiming.add(key)
-        return [Claim(peer.conn, username, old)]
+        peer.held = message  # what it sends next waits for the answer
+        self._claims.add(key)
+        return [Claim(peer.conn, username, peer.username)]
 
     def receive(self, conn: ConnId, data: bytes) -> list[Action]:
         peer = self._peers.get(conn)
-        if peer is not None and peer.held:
+        if peer is not None and peer.held is not None:
             peer.decoder.feed(data)  # kept, in order, for when the name is settled
             if peer.decoder.buffered <= HELD_BYTES:
                 return []
-            peer.held = False
             return self._refuse(peer, "Too much sent before the answer to your join", close=True)
         return super().receive(conn, data)
 
@@ -201,14 +186,13 @@ class ClusterCore(ChatCore):
         """
         actions: list[Action] = []
         for claim, granted in answers:
-            self._claiming.discard(_key(claim.username))
-            message = self._claims.pop(claim.conn, None)
+            self._claims.discard(_key(claim.username))
             peer = self._peers.get(claim.conn)
-            if peer is None or message is None or not peer.held:
+            if peer is None or peer.held is None:
                 if granted is not False:  # claimed for a connection that has gone
                     actions.append(Release(claim.username))
                 continue
-            peer.held = False
+            message, peer.held = peer.held, None
             if granted is None:
                 actions += self._refuse(peer, f"Cannot check that name: {UNREACHABLE}")
                 actions.append(Release(claim.username))
@@ -227,7 +211,7 @@ class ClusterCore(ChatCore):
             # have not been told yet.
             actions += self._drop(stale)
         if claim.old is None:
-            actions += super()._join(peer, message)
+            actions += self._welcome(peer, message)
             return [*actions, Publish({"kind": "joined", "node": self.node, "user": record(peer)})]
         actions += self._rename(peer, claim.username)
         event = {"kind": "renamed", "node": self.node, "old": claim.old, "new": claim.username}
@@ -264,15 +248,10 @@ class ClusterCore(ChatCore):
 
     # -- messages: sent through the relay, delivered when they come back
 
-    def _on_chat(self, peer: _Peer, message: Frame) -> list[Action]:
+    def _relay_chat(self, peer: _Peer, room: Room, message: Frame) -> list[Action]:
+        """Through the relay: every node delivers it, this one too, when it comes back."""
         if not self.online:
-            return super()._on_chat(peer, message)  # degraded: among this node's users
-        name = message.get("room", LOBBY)
-        room = peer.rooms.get(room_key(name))
-        if room is None:
-            return self._refuse(peer, f"You are not in {name}")
-        where = "" if room is self._lobby else f" in {room.name}"
-        log.info("%s%s: %s", peer.username, where, message["message"])
+            return super()._relay_chat(peer, room, message)  # degraded: among this node's users
         event = {
             "kind": "chat",
             "node": self.node,
@@ -285,24 +264,13 @@ class ClusterCore(ChatCore):
             event["action"] = True
         return [self._publish(peer, event)]
 
-    def _on_private(self, peer: _Peer, message: Frame) -> list[Action]:
-        receiver = self._by_name.get(_key(message["to"]))
+    def _relay_private(self, peer: _Peer, receiver: _Peer, message: Frame) -> list[Action]:
+        """Through the relay, even between two users of this node (for its id)."""
         if not self.online:  # degraded: this node's users only
-            if receiver is not None and receiver.node is not None:
+            if receiver.node is not None:
                 where = f"{receiver.username} is on another server"
                 return self._refuse(peer, f"{where}: {UNREACHABLE}")
-            return super()._on_private(peer, message)
-        # The checks of ChatCore._on_private, for a receiver anywhere in the chat.  Even a
-        # message between two users of this node goes through the relay, for its id.
-        if receiver is None:
-            return self._refuse(peer, f"No such user: {message['to']}")
-        if receiver is peer:
-            return self._refuse(peer, "You cannot send a private message to yourself")
-        if "private" not in receiver.features:
-            return self._refuse(
-                peer, f"{receiver.username}'s client cannot receive private messages"
-            )
-        log.info("Private message from %s to %s", peer.username, receiver.username)
+            return super()._relay_private(peer, receiver, message)
         event = {
             "kind": "private",
             "node": self.node,

@@ -131,6 +131,12 @@ class _Peer:
     # until the answer comes.
     node: str | None = None
     held: Frame | None = None
+    # Answers sent later than the frames they answer -- history the store is reading,
+    # or (several servers) a message on its way back from the relay: how many this
+    # peer is owed, and the pongs that wait for them (a pong comes after every answer
+    # to what its client sent before the ping: PROTOCOL.md, section 10).
+    owed: int = 0
+    pongs: list[Action] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -319,20 +325,21 @@ class ChatCore:
     def history_fetched(self, fetch: Fetch, frames: list[Frame], more: bool) -> list[Action]:
         """The store's answer to a :class:`Fetch`: relayed chat frames, oldest first."""
         if fetch.conn is not None:  # a page someone asked for
-            if fetch.conn not in self._peers:
+            peer = self._peers.get(fetch.conn)
+            if peer is None:
                 return []
-            return [
-                Send((fetch.conn,), protocol.encode(protocol.history(fetch.room, frames, more)))
-            ]
+            page = protocol.encode(protocol.history(fetch.room, frames, more))
+            return [Send((peer.conn,), page), *self._settle(peer)]
         room = self._rooms.get(room_key(fetch.room))
         if room is None or room.complete or room.generation != fetch.generation:
             return []  # it emptied meanwhile (its next member loads it again)
         room.loaded(frames, more)
         actions: list[Action] = []
-        waiting, room.waiting = room.waiting, []
-        for conn, last_id in waiting:
-            if conn in room.members:
-                actions.append(self._history_of(room, conn, last_id))
+        waiting, room.waiting = room.waiting, {}
+        for conn, last_id in waiting.items():
+            peer = room.members.get(conn)
+            if peer is not None:  # still there (who left the room waits no more)
+                actions += [self._history_of(room, conn, last_id), *self._settle(peer)]
         return actions
 
     def shutdown(self, message: str = "The server is shutting down") -> list[Action]:
@@ -389,9 +396,26 @@ class ChatCore:
         return getattr(self, f"_on_{kind}")(peer, message)
 
     def _pong(self, peer: _Peer, message: Frame) -> list[Action]:
-        """The answer to a ping, after everything said in answer to what came before it."""
-        pong = protocol.pong(protocol.request_id_of(message))
-        return [Send((peer.conn,), protocol.encode(pong))]
+        """The answer to a ping, after everything said in answer to what came before it.
+
+        A client that pings before it leaves relies on that: the pong tells it
+        that it has seen all its answers.  Most answers are sent at once, in
+        order, so the pong simply comes next; but an answer the peer is still
+        owed (see ``_Peer.owed``) comes later, so then the pong waits for it.
+        """
+        pong = Send((peer.conn,), protocol.encode(protocol.pong(protocol.request_id_of(message))))
+        if not peer.owed:
+            return [pong]
+        peer.pongs.append(pong)
+        return []
+
+    def _settle(self, peer: _Peer) -> list[Action]:
+        """An answer ``peer`` was owed went out (or never will): after the last, its pongs."""
+        peer.owed -= 1
+        if peer.owed:
+            return []
+        pongs, peer.pongs = peer.pongs, []
+        return pongs
 
     # -- joining the server, and changing name
 
@@ -501,7 +525,10 @@ class ChatCore:
         assert peer.username is not None
         left = Send((peer.conn,), protocol.encode(protocol.room_left(room.name)))
         notice = protocol.user_left(peer.username, room.name, f"{peer.username} left {room.name}")
-        return [left, *self._exit(peer, room, notice)]
+        actions = [left, *self._exit(peer, room, notice)]
+        if room.waiting.pop(peer.conn, None) is not None:  # its history there will never come
+            actions += self._settle(peer)
+        return actions
 
     def _on_rooms(self, peer: _Peer, message: Frame) -> list[Action]:
         listing = [(room.name, len(room.members)) for room in self._rooms.values()]
@@ -628,7 +655,8 @@ class ChatCore:
             if room.complete:
                 actions.append(self._history_of(room, peer.conn, self._last_id))
             else:
-                room.waiting.append((peer.conn, self._last_id))
+                room.waiting[peer.conn] = self._last_id
+                peer.owed += 1  # sent when the store answers
         return actions
 
     def _history_of(self, room: Room, conn: ConnId, last_id: int) -> Send:
@@ -642,6 +670,7 @@ class ChatCore:
         before, after, limit = message.get("before"), message.get("after"), message["limit"]
         page = room.page(before=before, after=after, limit=limit)
         if page is None:
+            peer.owed += 1  # sent when the store answers
             return [Fetch(room.name, limit, before=before, after=after, conn=peer.conn)]
         frames, more = page
         return [Send((peer.conn,), protocol.encode(protocol.history(room.name, frames, more)))]

@@ -73,10 +73,10 @@ class Room:
         self.complete = not stored  # with a store, the latest messages are on disk until loaded
         self.fetching = False  # its latest messages were asked of the store
         self.older = False
-        # Members who entered while the room was loading: (conn, the last id
-        # relayed anywhere before they came).  Their history is sent once
-        # the store answers, without anything they received live.
-        self.waiting: list[tuple[Hashable, int]] = []
+        # Members who entered while the room was loading: conn -> the last id
+        # relayed anywhere before they came.  Their history is sent once the
+        # store answers, without anything they received live.
+        self.waiting: dict[Hashable, int] = {}
 
     def add(self, conn: Hashable, member: Any) -> None:
         self.members[conn] = member

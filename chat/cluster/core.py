@@ -147,13 +147,10 @@ class ClusterCore(ChatCore):
         self.skipped = 0  # relayed messages not delivered: their id was not above the last
         self._remote: dict[str, dict[str, _Peer]] = {}  # node -> name key -> user
         self._claims: set[str] = set()  # name keys claimed for connections here, not yet answered
-        # Messages a connection here sent through the relay that have not come back
-        # yet (by ticket), and the pongs waiting for them: a pong must not overtake
-        # the echo of what its client said before the ping.
+        # Messages clients here sent through the relay that have not come back yet: each
+        # is an answer its sender is owed (``_Peer.owed``), so its pongs wait for it.
         self._tickets = itertools.count(1)
         self._in_flight: dict[int, ConnId] = {}  # ticket -> the connection that sent it
-        self._unanswered: dict[ConnId, int] = {}  # connection -> its messages in flight
-        self._waiting_pongs: dict[ConnId, list[Action]] = {}
 
     # -- names: join and nick wait for the whole chat's answer
 
@@ -240,8 +237,6 @@ class ClusterCore(ChatCore):
     def disconnect(self, conn: ConnId, reason: str = "connection closed") -> list[Action]:
         peer = self._peers.get(conn)
         actions = super().disconnect(conn, reason)
-        self._unanswered.pop(conn, None)  # its tickets still in flight land on nobody
-        self._waiting_pongs.pop(conn, None)
         if peer is not None and peer.username is not None:
             actions.append(Publish({"kind": "quit", "node": self.node, "username": peer.username}))
         return actions
@@ -283,46 +278,24 @@ class ClusterCore(ChatCore):
         return [self._publish(peer, event)]
 
     def _publish(self, peer: _Peer, event: Frame) -> Publish:
-        """A message of a client here, for the relay; its echo comes back with the ticket."""
+        """A message of a client here, for the relay.
+
+        A single server relays a message at once; here it comes back from the
+        relay after a round trip to Redis, so until then it is an answer its
+        sender is owed, and a pong the sender asks for meanwhile waits for it.
+        """
         ticket = next(self._tickets)
         self._in_flight[ticket] = peer.conn
-        self._unanswered[peer.conn] = self._unanswered.get(peer.conn, 0) + 1
+        peer.owed += 1
         return Publish({**event, "ticket": ticket})
 
-    def _pong(self, peer: _Peer, message: Frame) -> list[Action]:
-        """As ChatCore's, but held while the client's messages are still in the relay.
-
-        A single server answers a client's frames in order, so a ping's pong
-        tells the client that everything before it was handled (the terminal's
-        piped mode relies on that).  Here a message comes back from the relay
-        only after a round trip to Redis, while a pong could be sent at once:
-        it waits for the messages sent before it.
-        """
-        pong = super()._pong(peer, message)
-        if not self._unanswered.get(peer.conn):
-            return pong
-        self._waiting_pongs.setdefault(peer.conn, []).extend(pong)
-        return []
-
     def _landed(self, event: Frame) -> list[Action]:
-        """A message of this node came back from the relay: release pongs that waited for it."""
+        """A message of this node came back from the relay: its sender is owed it no more."""
         if event["node"] != self.node:
             return []
         conn = self._in_flight.pop(event.get("ticket", 0), None)
-        if conn is None:
-            return []
-        left = self._unanswered.pop(conn, 1) - 1
-        if left:
-            self._unanswered[conn] = left
-            return []
-        return self._waiting_pongs.pop(conn, [])
-
-    def _release_pongs(self) -> list[Action]:
-        """The relay may never bring those messages back (an outage): answer the pings now."""
-        self._in_flight.clear()
-        self._unanswered.clear()
-        waiting, self._waiting_pongs = self._waiting_pongs, {}
-        return [action for actions in waiting.values() for action in actions]
+        peer = self._peers.get(conn) if conn is not None else None
+        return self._settle(peer) if peer is not None else []  # gone: nothing to send
 
     # -- what the relay brings, in the one order every node sees
 
@@ -524,9 +497,19 @@ class ClusterCore(ChatCore):
         return actions
 
     def unlinked(self) -> list[Action]:
-        """The broker cannot be reached: serve this node's users alone until it can."""
+        """The broker cannot be reached: serve this node's users alone until it can.
+
+        Messages still in the relay may never come back: their senders are owed
+        them no more (a pong that waited for them is sent now).
+        """
         self.online = False
-        return self._release_pongs()
+        in_flight, self._in_flight = self._in_flight, {}
+        actions: list[Action] = []
+        for conn in in_flight.values():
+            peer = self._peers.get(conn)
+            if peer is not None:
+                actions += self._settle(peer)
+        return actions
 
     def linked(
         self,

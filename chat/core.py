@@ -35,11 +35,12 @@ one lock.  It only computes; carrying out the actions (writing to sockets) is
 the engine's job and should happen without slowing other callers down.
 
 Every line costs.  A client's every line -- a blank one, a bad one, a ping --
-takes a token from its rate limit before anything else happens, as on IRC
-servers: handling a line costs the server work whatever the line says, so
-"free" lines would be a way to keep it busy (4 MiB of newlines are four
-million of them).  Only a complete, valid frame proves that a client is alive
-(the idle timeout); bytes alone do not.
+takes a token from its rate limit before it is acted on, as on IRC servers:
+handling a line costs the server work whatever the line says, so "free" lines
+would be a way to keep it busy (4 MiB of newlines are four million of them).
+A line is decoded before it pays, and only so that the "Slow down" refusing
+a ping can carry that ping's ``id``.  Only a complete, valid frame proves
+that a client is alive (the idle timeout); bytes alone do not.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from chat import protocol
 from chat.limits import HISTORY_CACHE, Limits
 from chat.logthrottle import LogThrottle
 from chat.protocol import LOBBY, FrameDecoder, ProtocolError, room_key
-from chat.rooms import Room
+from chat.rooms import Audience, Room, audience
 
 __all__ = ["Action", "ChatCore", "Close", "ConnId", "Fetch", "Send", "Store"]
 
@@ -241,14 +242,13 @@ class ChatCore:
         else:
             host = text = address
         limits = self.limits
-        refusal = None
+        refusal = kind = ""  # what the client is told; what the log counts it as
         if len(self._peers) + closing >= limits.max_clients:
-            refusal = f"Server full ({limits.max_clients} connections)"
+            refusal, kind = f"Server full ({limits.max_clients} connections)", "Server full"
         elif 0 < limits.max_connections_per_ip <= self._per_host.get(host, 0):
-            refusal = f"Too many connections from {host}"
+            refusal, kind = f"Too many connections from {host}", "per-IP"
         if refusal:
             # A flood of connections must not become a flood of log lines.
-            kind = refusal.split(" (")[0] if refusal.startswith("Server full") else "per-IP"
             self._log.log(
                 ("refused", kind), logging.WARNING, "refusals", "Refused %s: %s", text, refusal
             )
@@ -483,11 +483,11 @@ class ChatCore:
                 for c, p in room.members.items()
                 if "nick" in p.features and p.node is None
             )
-            plain = [p for p in room.members.values() if "nick" not in p.features]
-            if plain:
-                left = protocol.user_left(old, room.name, f"{old} left the chat")
-                joined = protocol.user_joined(new, room.name, f"{new} joined the chat")
-                actions += self._to_peers(plain, left, joined)
+            unaware = [p for p in room.members.values() if "nick" not in p.features]
+            if unaware:
+                left = protocol.user_left(old, room.name)
+                joined = protocol.user_joined(new, room.name)
+                actions += self._to_audience(audience(unaware), left, joined)
         renamed = protocol.encode(protocol.user_renamed(old, new))
         return [Send(tuple(knowing), renamed), *actions]
 
@@ -555,27 +555,21 @@ class ChatCore:
         return self._to_room(room, notice)
 
     def _to_room(self, room: Room, frame: Frame, exclude: _Peer | None = None) -> list[Action]:
-        """Send ``frame`` to a room's members (but ``exclude``): encoded once per kind of client."""
-        if exclude is not None:
-            return self._to_peers([p for p in room.members.values() if p is not exclude], frame)
-        declared, plain = room.audience()  # the common case, a message: no pass over members
-        actions: list[Action] = []
-        if declared:
-            actions.append(Send(declared, protocol.encode(frame)))
-        if plain:
-            actions.append(Send(plain, protocol.encode(_v1(frame))))
-        return actions
+        """Send ``frame`` to a room's members (but ``exclude``)."""
+        if exclude is None:  # the common case, a message: the room knows who is which kind
+            return self._to_audience(room.audience(), frame)
+        others = audience(p for p in room.members.values() if p is not exclude)
+        return self._to_audience(others, frame)
 
-    def _to_peers(self, peers: list[_Peer], *frames: Frame) -> list[Action]:
-        """Send ``frames`` to ``peers``; a client that declared no features gets v1 frames.
+    def _to_audience(self, to: Audience, *frames: Frame) -> list[Action]:
+        """Send ``frames`` to the clients that declared features, and as v1 frames to the rest.
 
-        A v1 client is sent exactly what v1 defines (PROTOCOL.md, section 5):
-        the same frames without the fields the extensions added, ``id`` and
-        ``room``.  Each kind of frame is encoded once for all its receivers.
+        A v1 client gets the frames without the fields the extensions add to
+        v1's frames, ``id`` and ``room`` (PROTOCOL.md, section 5); ``action``
+        and ``limits`` may reach it, and a v1 peer ignores them.  Each kind of
+        frame is encoded once for all its receivers.
         """
-        peers = [p for p in peers if p.node is None]  # users of other servers: not from here
-        declared = tuple(p.conn for p in peers if p.declared)
-        plain = tuple(p.conn for p in peers if not p.declared)
+        declared, plain = to
         actions: list[Action] = []
         if declared:
             actions.append(Send(declared, b"".join(map(protocol.encode, frames))))

@@ -25,21 +25,41 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from chat.protocol import room_key
 
-__all__ = ["Room"]
+__all__ = ["Audience", "Room", "audience"]
 
 Frame = dict[str, Any]
+
+#: Connections to send to: those that declared features, and v1 clients.
+Audience = tuple[tuple[Hashable, ...], tuple[Hashable, ...]]
+
+
+def audience(members: Iterable[Any]) -> Audience:
+    """The connections of ``members`` this server sends to, in two kinds.
+
+    Those that declared features get frames as they are, v1 clients get v1
+    frames: two encodings of each frame.  Users of other servers
+    (:mod:`chat.cluster`) are members too, but sent nothing from here.
+    Reads each member's ``conn``, ``node`` and ``declared``.
+    """
+    here = [member for member in members if member.node is None]
+    return (
+        tuple(member.conn for member in here if member.declared),
+        tuple(member.conn for member in here if not member.declared),
+    )
 
 
 class Room:
     """One room's members and latest messages.
 
     ``members`` maps a connection to whatever the core keeps about it, in
-    the order they entered.  ``stored``: whether a store keeps the room's
+    the order they entered (the core's peers); a room reads a
+    member's ``username`` (:attr:`usernames`), and its ``conn``, ``node`` and
+    ``declared`` (:meth:`audience`).  ``stored``: whether a store keeps the room's
     history beyond the log; without one, the log is all the history there is.
     ``complete``: whether the log's messages are the room's latest -- false
     while loading.  ``older``: whether messages older than the log's first
@@ -67,7 +87,7 @@ class Room:
         self.generation = next(Room._generations)  # tells this life of the room from later ones
         self.key = room_key(name)
         self.members: dict[Hashable, Any] = {}  # change it with add() and remove()
-        self._audience: tuple[tuple[Hashable, ...], tuple[Hashable, ...]] | None = None
+        self._audience: Audience | None = None
         self.log: deque[Frame] = deque(maxlen=cache)
         self.stored = stored
         self.complete = not stored  # with a store, the latest messages are on disk until loaded
@@ -86,7 +106,7 @@ class Room:
         del self.members[conn]
         self._audience = None
 
-    def audience(self) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+    def audience(self) -> Audience:
         """The members' connections: those that declared features, and v1 clients.
 
         Every message in a room goes to both kinds, each in its own encoding;
@@ -94,12 +114,7 @@ class Room:
         members per message, so it is done once per change of membership.
         """
         if self._audience is None:
-            # Users of other servers (chat.cluster) are members too, but sent nothing from here.
-            members = [(conn, m) for conn, m in self.members.items() if m.node is None]
-            self._audience = (
-                tuple(conn for conn, m in members if m.declared),
-                tuple(conn for conn, m in members if not m.declared),
-            )
+            self._audience = audience(self.members.values())
         return self._audience
 
     def append(self, frame: Frame) -> None:

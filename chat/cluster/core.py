@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,11 +93,14 @@ class Publish:
     """Put ``event`` on the chat's relay, for every node, in one order.
 
     A ``chat`` or ``private`` event comes back to every node with an ``id``
-    the broker gave it; a presence event is for the other nodes (and for the
-    broker's record of who is on this node).
+    the broker gave it; a presence event is for the other nodes.  ``user``:
+    with a presence event, the user's :func:`record` as it is now, which the
+    broker keeps in its list of this node's users for nodes that start later
+    (not put on the relay); ``None`` when the user has left.
     """
 
     event: Frame
+    user: Frame | None = None
 
 
 class _Remote:
@@ -109,6 +113,22 @@ class _Remote:
 
     def __repr__(self) -> str:
         return f"<remote user on {self.node}>"
+
+
+def relayed_chat(event: Frame, message_id: int, room: str) -> Frame:
+    """The chat frame clients get for a relayed ``chat`` event, live or as history.
+
+    ``room``: as the receiving node spells it (a room is shown as its first
+    member spelled it, and each node has its own first member).
+    """
+    return protocol.chat_broadcast(
+        event["username"],
+        event["message"],
+        event["timestamp"],
+        message_id=message_id,
+        room=room,
+        action=event.get("action", False),
+    )
 
 
 def record(peer: _Peer) -> Frame:
@@ -133,15 +153,10 @@ class ClusterCore(ChatCore):
         limits: Limits | None = None,
         *,
         node: str,
-        clock: Callable[[], float] | None = None,
-        wallclock: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
     ) -> None:
-        clocks: dict[str, Any] = {}
-        if clock is not None:
-            clocks["clock"] = clock
-        if wallclock is not None:
-            clocks["wallclock"] = wallclock
-        super().__init__(limits, stored_history=True, **clocks)
+        super().__init__(limits, clock=clock, wallclock=wallclock, stored_history=True)
         self.node = node
         self.online = False  # linked to the broker: the whole chat is reachable
         self.skipped = 0  # relayed messages not delivered: their id was not above the last
@@ -209,10 +224,11 @@ class ClusterCore(ChatCore):
             actions += self._drop(stale)
         if claim.old is None:
             actions += self._welcome(peer, message)
-            return [*actions, Publish({"kind": "joined", "node": self.node, "user": record(peer)})]
+            user = record(peer)
+            return [*actions, Publish({"kind": "joined", "node": self.node, "user": user}, user)]
         actions += self._rename(peer, claim.username)
         event = {"kind": "renamed", "node": self.node, "old": claim.old, "new": claim.username}
-        return [*actions, Publish(event)]
+        return [*actions, Publish(event, record(peer))]
 
     # -- presence: applied here at once, then published for the others
 
@@ -222,7 +238,7 @@ class ClusterCore(ChatCore):
         actions = super()._on_join_room(peer, message)
         if not was_in and key in peer.rooms:
             event = {"kind": "entered", "node": self.node, "username": peer.username}
-            actions.append(Publish({**event, "room": peer.rooms[key].name}))
+            actions.append(Publish({**event, "room": peer.rooms[key].name}, record(peer)))
         return actions
 
     def _on_leave_room(self, peer: _Peer, message: Frame) -> list[Action]:
@@ -231,7 +247,7 @@ class ClusterCore(ChatCore):
         actions = super()._on_leave_room(peer, message)
         if room is not None and key not in peer.rooms:
             event = {"kind": "exited", "node": self.node, "username": peer.username}
-            actions.append(Publish({**event, "room": room.name}))
+            actions.append(Publish({**event, "room": room.name}, record(peer)))
         return actions
 
     def disconnect(self, conn: ConnId, reason: str = "connection closed") -> list[Action]:
@@ -334,14 +350,7 @@ class ClusterCore(ChatCore):
         room = self._rooms.get(room_key(event["room"]))
         if room is None:
             return []  # nobody here is in it, nor anyone we know of
-        frame = protocol.chat_broadcast(
-            event["username"],
-            event["message"],
-            event["timestamp"],
-            message_id=event["id"],
-            room=room.name,
-            action=event.get("action", False),
-        )
+        frame = relayed_chat(event, event["id"], room.name)
         room.append(frame)
         return self._to_room(room, frame)
 

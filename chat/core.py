@@ -35,11 +35,12 @@ one lock.  It only computes; carrying out the actions (writing to sockets) is
 the engine's job and should happen without slowing other callers down.
 
 Every line costs.  A client's every line -- a blank one, a bad one, a ping --
-takes a token from its rate limit before anything else happens, as on IRC
-servers: handling a line costs the server work whatever the line says, so
-"free" lines would be a way to keep it busy (4 MiB of newlines are four
-million of them).  Only a complete, valid frame proves that a client is alive
-(the idle timeout); bytes alone do not.
+takes a token from its rate limit before it is acted on, as on IRC servers:
+handling a line costs the server work whatever the line says, so "free" lines
+would be a way to keep it busy (4 MiB of newlines are four million of them).
+A line is decoded before it pays, and only so that the "Slow down" refusing
+a ping can carry that ping's ``id``.  Only a complete, valid frame proves
+that a client is alive (the idle timeout); bytes alone do not.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from chat import protocol
 from chat.limits import HISTORY_CACHE, Limits
 from chat.logthrottle import LogThrottle
 from chat.protocol import LOBBY, FrameDecoder, ProtocolError, room_key
-from chat.rooms import Room
+from chat.rooms import Audience, Room, audience
 
 __all__ = ["Action", "ChatCore", "Close", "ConnId", "Fetch", "Send", "Store"]
 
@@ -126,10 +127,17 @@ class _Peer:
     rooms: dict[str, Room] = field(default_factory=dict)  # by room key, in joining order
     # Several servers as one chat (chat.cluster): a user of another server, known by
     # its name and rooms, has that server's ``node`` and no connection here; and a
-    # connection whose name is being claimed across the servers is ``held``: its
-    # next lines wait until the answer comes.
+    # connection whose name is being claimed across the servers is ``held``: the join
+    # or nick that claimed it waits here, and its next lines wait in its decoder,
+    # until the answer comes.
     node: str | None = None
-    held: bool = False
+    held: Frame | None = None
+    # Answers sent later than the frames they answer -- history the store is reading,
+    # or (several servers) a message on its way back from the relay: how many this
+    # peer is owed, and the pongs that wait for them (a pong comes after every answer
+    # to what its client sent before the ping: PROTOCOL.md, section 10).
+    owed: int = 0
+    pongs: list[Action] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -234,14 +242,13 @@ class ChatCore:
         else:
             host = text = address
         limits = self.limits
-        refusal = None
+        refusal = kind = ""  # what the client is told; what the log counts it as
         if len(self._peers) + closing >= limits.max_clients:
-            refusal = f"Server full ({limits.max_clients} connections)"
+            refusal, kind = f"Server full ({limits.max_clients} connections)", "Server full"
         elif 0 < limits.max_connections_per_ip <= self._per_host.get(host, 0):
-            refusal = f"Too many connections from {host}"
+            refusal, kind = f"Too many connections from {host}", "per-IP"
         if refusal:
             # A flood of connections must not become a flood of log lines.
-            kind = refusal.split(" (")[0] if refusal.startswith("Server full") else "per-IP"
             self._log.log(
                 ("refused", kind), logging.WARNING, "refusals", "Refused %s: %s", text, refusal
             )
@@ -268,7 +275,7 @@ class ChatCore:
             return []
         peer.decoder.feed(data)
         actions: list[Action] = []
-        while conn in self._peers and not peer.held:  # a line may end the connection
+        while conn in self._peers and peer.held is None:  # a line may end the connection
             try:
                 line = peer.decoder.next_line()
             except ProtocolError as exc:  # an endless line: the stream is beyond repair
@@ -318,20 +325,21 @@ class ChatCore:
     def history_fetched(self, fetch: Fetch, frames: list[Frame], more: bool) -> list[Action]:
         """The store's answer to a :class:`Fetch`: relayed chat frames, oldest first."""
         if fetch.conn is not None:  # a page someone asked for
-            if fetch.conn not in self._peers:
+            peer = self._peers.get(fetch.conn)
+            if peer is None:
                 return []
-            return [
-                Send((fetch.conn,), protocol.encode(protocol.history(fetch.room, frames, more)))
-            ]
+            page = protocol.encode(protocol.history(fetch.room, frames, more))
+            return [Send((peer.conn,), page), *self._settle(peer)]
         room = self._rooms.get(room_key(fetch.room))
         if room is None or room.complete or room.generation != fetch.generation:
             return []  # it emptied meanwhile (its next member loads it again)
         room.loaded(frames, more)
         actions: list[Action] = []
-        waiting, room.waiting = room.waiting, []
-        for conn, last_id in waiting:
-            if conn in room.members:
-                actions.append(self._history_of(room, conn, last_id))
+        waiting, room.waiting = room.waiting, {}
+        for conn, last_id in waiting.items():
+            peer = room.members.get(conn)
+            if peer is not None:  # still there (who left the room waits no more)
+                actions += [self._history_of(room, conn, last_id), *self._settle(peer)]
         return actions
 
     def shutdown(self, message: str = "The server is shutting down") -> list[Action]:
@@ -388,18 +396,60 @@ class ChatCore:
         return getattr(self, f"_on_{kind}")(peer, message)
 
     def _pong(self, peer: _Peer, message: Frame) -> list[Action]:
-        """The answer to a ping, after everything said in answer to what came before it."""
-        pong = protocol.pong(protocol.request_id_of(message))
-        return [Send((peer.conn,), protocol.encode(pong))]
+        """The answer to a ping, after everything said in answer to what came before it.
+
+        A client that pings before it leaves relies on that: the pong tells it
+        that it has seen all its answers.  Most answers are sent at once, in
+        order, so the pong simply comes next; but an answer the peer is still
+        owed (see ``_Peer.owed``) comes later, so then the pong waits for it.
+        """
+        pong = Send((peer.conn,), protocol.encode(protocol.pong(protocol.request_id_of(message))))
+        if not peer.owed:
+            return [pong]
+        peer.pongs.append(pong)
+        return []
+
+    def _settle(self, peer: _Peer) -> list[Action]:
+        """An answer ``peer`` was owed went out (or never will): after the last, its pongs."""
+        peer.owed -= 1
+        if peer.owed:
+            return []
+        pongs, peer.pongs = peer.pongs, []
+        return pongs
 
     # -- joining the server, and changing name
 
     def _join(self, peer: _Peer, message: Frame) -> list[Action]:
-        username = message["username"]
         if peer.username is not None:
             return self._refuse(peer, f"Already joined as {peer.username}")
-        if _key(username) in self._by_name:
+        return self._if_free(peer, message)
+
+    def _on_nick(self, peer: _Peer, message: Frame) -> list[Action]:
+        if message["username"] == peer.username:
+            return self._refuse(peer, f"You are already {peer.username}")
+        return self._if_free(peer, message)
+
+    def _if_free(self, peer: _Peer, message: Frame) -> list[Action]:
+        """A ``join`` or ``nick``: the name it asks for must not be someone else's."""
+        holder = self._by_name.get(_key(message["username"]))
+        if holder is not None and holder is not peer:  # a new case of your own name is yours
             return self._refuse(peer, "Username already taken")
+        return self._grant(peer, message)
+
+    def _grant(self, peer: _Peer, message: Frame) -> list[Action]:
+        """The name a ``join`` or ``nick`` asks for is free here: it is the peer's now.
+
+        The step between the checks and the change is a method of its own so
+        that a node of several servers (:class:`chat.cluster.core.ClusterCore`)
+        can put a question in between: is the name free on every node?
+        """
+        if peer.username is None:
+            return self._welcome(peer, message)
+        return self._rename(peer, message["username"])
+
+    def _welcome(self, peer: _Peer, message: Frame) -> list[Action]:
+        """``peer`` joins as the (free) name in ``message``: welcome it into the lobby."""
+        username = message["username"]
         peer.username = username
         peer.declared = "features" in message
         peer.features = frozenset(message.get("features", ())) & frozenset(protocol.FEATURES)
@@ -413,16 +463,6 @@ class ChatCore:
         actions: list[Action] = [Send((peer.conn,), protocol.encode(welcome))]
         actions += self._to_room(lobby, protocol.user_joined(username, LOBBY), exclude=peer)
         return actions + self._history_on_entering(peer, lobby)
-
-    def _on_nick(self, peer: _Peer, message: Frame) -> list[Action]:
-        old, new = peer.username, message["username"]
-        assert old is not None
-        if new == old:
-            return self._refuse(peer, f"You are already {old}")
-        holder = self._by_name.get(_key(new))
-        if holder is not None and holder is not peer:
-            return self._refuse(peer, "Username already taken")
-        return self._rename(peer, new)
 
     def _rename(self, peer: _Peer, new: str) -> list[Action]:
         """``peer`` is now called ``new`` (a name checked to be free): tell who shares a room."""
@@ -443,11 +483,11 @@ class ChatCore:
                 for c, p in room.members.items()
                 if "nick" in p.features and p.node is None
             )
-            plain = [p for p in room.members.values() if "nick" not in p.features]
-            if plain:
-                left = protocol.user_left(old, room.name, f"{old} left the chat")
-                joined = protocol.user_joined(new, room.name, f"{new} joined the chat")
-                actions += self._to_peers(plain, left, joined)
+            unaware = [p for p in room.members.values() if "nick" not in p.features]
+            if unaware:
+                left = protocol.user_left(old, room.name)
+                joined = protocol.user_joined(new, room.name)
+                actions += self._to_audience(audience(unaware), left, joined)
         renamed = protocol.encode(protocol.user_renamed(old, new))
         return [Send(tuple(knowing), renamed), *actions]
 
@@ -485,7 +525,10 @@ class ChatCore:
         assert peer.username is not None
         left = Send((peer.conn,), protocol.encode(protocol.room_left(room.name)))
         notice = protocol.user_left(peer.username, room.name, f"{peer.username} left {room.name}")
-        return [left, *self._exit(peer, room, notice)]
+        actions = [left, *self._exit(peer, room, notice)]
+        if room.waiting.pop(peer.conn, None) is not None:  # its history there will never come
+            actions += self._settle(peer)
+        return actions
 
     def _on_rooms(self, peer: _Peer, message: Frame) -> list[Action]:
         listing = [(room.name, len(room.members)) for room in self._rooms.values()]
@@ -499,7 +542,7 @@ class ChatCore:
         return [Send((peer.conn,), protocol.encode(answer))]
 
     def _room(self, name: str) -> Room:
-        room = Room(name, HISTORY_CACHE, complete=not self._stored)
+        room = Room(name, HISTORY_CACHE, stored=self._stored)
         self._rooms[room.key] = room
         return room
 
@@ -512,27 +555,21 @@ class ChatCore:
         return self._to_room(room, notice)
 
     def _to_room(self, room: Room, frame: Frame, exclude: _Peer | None = None) -> list[Action]:
-        """Send ``frame`` to a room's members (but ``exclude``): encoded once per kind of client."""
-        if exclude is not None:
-            return self._to_peers([p for p in room.members.values() if p is not exclude], frame)
-        declared, plain = room.audience()  # the common case, a message: no pass over members
-        actions: list[Action] = []
-        if declared:
-            actions.append(Send(declared, protocol.encode(frame)))
-        if plain:
-            actions.append(Send(plain, protocol.encode(_v1(frame))))
-        return actions
+        """Send ``frame`` to a room's members (but ``exclude``)."""
+        if exclude is None:  # the common case, a message: the room knows who is which kind
+            return self._to_audience(room.audience(), frame)
+        others = audience(p for p in room.members.values() if p is not exclude)
+        return self._to_audience(others, frame)
 
-    def _to_peers(self, peers: list[_Peer], *frames: Frame) -> list[Action]:
-        """Send ``frames`` to ``peers``; a client that declared no features gets v1 frames.
+    def _to_audience(self, to: Audience, *frames: Frame) -> list[Action]:
+        """Send ``frames`` to the clients that declared features, and as v1 frames to the rest.
 
-        A v1 client is sent exactly what v1 defines (PROTOCOL.md, section 5):
-        the same frames without the fields the extensions added, ``id`` and
-        ``room``.  Each kind of frame is encoded once for all its receivers.
+        A v1 client gets the frames without the fields the extensions add to
+        v1's frames, ``id`` and ``room`` (PROTOCOL.md, section 5); ``action``
+        and ``limits`` may reach it, and a v1 peer ignores them.  Each kind of
+        frame is encoded once for all its receivers.
         """
-        peers = [p for p in peers if p.node is None]  # users of other servers: not from here
-        declared = tuple(p.conn for p in peers if p.declared)
-        plain = tuple(p.conn for p in peers if not p.declared)
+        declared, plain = to
         actions: list[Action] = []
         if declared:
             actions.append(Send(declared, b"".join(map(protocol.encode, frames))))
@@ -547,9 +584,17 @@ class ChatCore:
         room = peer.rooms.get(room_key(name))
         if room is None:
             return self._refuse(peer, f"You are not in {name}")
-        assert peer.username is not None
         where = "" if room is self._lobby else f" in {room.name}"
         log.info("%s%s: %s", peer.username, where, message["message"])
+        return self._relay_chat(peer, room, message)
+
+    def _relay_chat(self, peer: _Peer, room: Room, message: Frame) -> list[Action]:
+        """Relay a room message that passed the checks: numbered, kept, sent to the room.
+
+        A method of its own so that a node of several servers can send it
+        through the chat's relay instead, with the same checks before.
+        """
+        assert peer.username is not None
         self._last_id += 1
         frame = protocol.chat_broadcast(
             peer.username,
@@ -569,12 +614,19 @@ class ChatCore:
             return self._refuse(peer, f"No such user: {message['to']}")
         if receiver is peer:
             return self._refuse(peer, "You cannot send a private message to yourself")
-        assert peer.username is not None and receiver.username is not None
         if "private" not in receiver.features:
             return self._refuse(
                 peer, f"{receiver.username}'s client cannot receive private messages"
             )
         log.info("Private message from %s to %s", peer.username, receiver.username)  # not its text
+        return self._relay_private(peer, receiver, message)
+
+    def _relay_private(self, peer: _Peer, receiver: _Peer, message: Frame) -> list[Action]:
+        """Relay a private message that passed the checks, to its receiver and its sender.
+
+        A method of its own, as :meth:`_relay_chat` is.
+        """
+        assert peer.username is not None and receiver.username is not None
         self._last_id += 1
         frame = protocol.private(
             peer.username, receiver.username, message["message"], self._wallclock(), self._last_id
@@ -597,7 +649,8 @@ class ChatCore:
             if room.complete:
                 actions.append(self._history_of(room, peer.conn, self._last_id))
             else:
-                room.waiting.append((peer.conn, self._last_id))
+                room.waiting[peer.conn] = self._last_id
+                peer.owed += 1  # sent when the store answers
         return actions
 
     def _history_of(self, room: Room, conn: ConnId, last_id: int) -> Send:
@@ -611,6 +664,7 @@ class ChatCore:
         before, after, limit = message.get("before"), message.get("after"), message["limit"]
         page = room.page(before=before, after=after, limit=limit)
         if page is None:
+            peer.owed += 1  # sent when the store answers
             return [Fetch(room.name, limit, before=before, after=after, conn=peer.conn)]
         frames, more = page
         return [Send((peer.conn,), protocol.encode(protocol.history(room.name, frames, more)))]

@@ -20,7 +20,7 @@ Frames in each direction::
                        {"type": "user_left", "username": "bob", "message": "bob left the chat"}
                        {"type": "error", "message": "Username already taken"}
                        {"type": "pong"}
-                       {"type": "server_shutdown", "message": "..."}   (an extension)
+                       {"type": "server_shutdown", "message": "..."}
 
 Extensions add new types and fields -- rooms, private messages, nicknames,
 history -- negotiated in the join, so that a peer that knows only the frames
@@ -428,11 +428,12 @@ def validate_client_message(message: dict[str, Any]) -> dict[str, Any]:
         action = message.get("action") is True
         return chat(clean_message(message.get("message")), room=room, action=action)
     if kind == "ping":
-        if "id" in message and request_id_of(message) is None:
+        request_id = request_id_of(message)
+        if "id" in message and request_id is None:
             raise ProtocolError(
                 f"Ping id must be a number or a string of at most {MAX_REQUEST_ID_CHARS} characters"
             )
-        return ping(request_id_of(message))
+        return ping(request_id)
     if kind in ("join_room", "leave_room"):
         return {"type": kind, "room": validate_room(message.get("room"))}
     if kind == "rooms":

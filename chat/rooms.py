@@ -12,7 +12,9 @@ including the last fraction of a second, which the store has not written yet
 (it writes in batches).  The log has them all, in relay order, so the answer
 costs no disk read and no waiting.  Only two things need the store: a page
 older than the log, and the tail of a room nobody was in since the server
-started (the room is *loading* until the store answers).
+started (the room is *loading* until the store answers).  A server without a
+store has nothing but the log: its rooms never load, and what leaves the log
+is gone.
 
 The log is always a contiguous suffix of the room's history: every message
 newer than its first one is in it.  That is what lets :meth:`Room.page` know
@@ -23,23 +25,45 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from chat.protocol import room_key
 
-__all__ = ["Room"]
+__all__ = ["Audience", "Room", "audience"]
 
 Frame = dict[str, Any]
+
+#: Connections to send to: those that declared features, and v1 clients.
+Audience = tuple[tuple[Hashable, ...], tuple[Hashable, ...]]
+
+
+def audience(members: Iterable[Any]) -> Audience:
+    """The connections of ``members`` this server sends to, in two kinds.
+
+    Those that declared features get frames as they are, v1 clients get v1
+    frames: two encodings of each frame.  Users of other servers
+    (:mod:`chat.cluster`) are members too, but sent nothing from here.
+    Reads each member's ``conn``, ``node`` and ``declared``.
+    """
+    here = [member for member in members if member.node is None]
+    return (
+        tuple(member.conn for member in here if member.declared),
+        tuple(member.conn for member in here if not member.declared),
+    )
 
 
 class Room:
     """One room's members and latest messages.
 
     ``members`` maps a connection to whatever the core keeps about it, in
-    the order they entered.  ``complete``: whether the log's messages are the
-    room's latest -- false while loading.  ``older``: whether messages older
-    than the log's first may exist in the store.
+    the order they entered (the core's peers); a room reads a
+    member's ``username`` (:attr:`usernames`), and its ``conn``, ``node`` and
+    ``declared`` (:meth:`audience`).  ``stored``: whether a store keeps the room's
+    history beyond the log; without one, the log is all the history there is.
+    ``complete``: whether the log's messages are the room's latest -- false
+    while loading.  ``older``: whether messages older than the log's first
+    may exist in the store.
     """
 
     __slots__ = (
@@ -52,25 +76,27 @@ class Room:
         "members",
         "name",
         "older",
+        "stored",
         "waiting",
     )
 
     _generations = itertools.count(1)
 
-    def __init__(self, name: str, cache: int, *, complete: bool) -> None:
+    def __init__(self, name: str, cache: int, *, stored: bool) -> None:
         self.name = name  # as its first member spelled it
         self.generation = next(Room._generations)  # tells this life of the room from later ones
         self.key = room_key(name)
         self.members: dict[Hashable, Any] = {}  # change it with add() and remove()
-        self._audience: tuple[tuple[Hashable, ...], tuple[Hashable, ...]] | None = None
+        self._audience: Audience | None = None
         self.log: deque[Frame] = deque(maxlen=cache)
-        self.complete = complete
+        self.stored = stored
+        self.complete = not stored  # with a store, the latest messages are on disk until loaded
         self.fetching = False  # its latest messages were asked of the store
         self.older = False
-        # Members who entered while the room was loading: (conn, the last id
-        # relayed anywhere before they came).  Their history is sent once
-        # the store answers, without anything they received live.
-        self.waiting: list[tuple[Hashable, int]] = []
+        # Members who entered while the room was loading: conn -> the last id
+        # relayed anywhere before they came.  Their history is sent once the
+        # store answers, without anything they received live.
+        self.waiting: dict[Hashable, int] = {}
 
     def add(self, conn: Hashable, member: Any) -> None:
         self.members[conn] = member
@@ -80,7 +106,7 @@ class Room:
         del self.members[conn]
         self._audience = None
 
-    def audience(self) -> tuple[tuple[Hashable, ...], tuple[Hashable, ...]]:
+    def audience(self) -> Audience:
         """The members' connections: those that declared features, and v1 clients.
 
         Every message in a room goes to both kinds, each in its own encoding;
@@ -88,18 +114,13 @@ class Room:
         members per message, so it is done once per change of membership.
         """
         if self._audience is None:
-            # Users of other servers (chat.cluster) are members too, but sent nothing from here.
-            members = [(conn, m) for conn, m in self.members.items() if m.node is None]
-            self._audience = (
-                tuple(conn for conn, m in members if m.declared),
-                tuple(conn for conn, m in members if not m.declared),
-            )
+            self._audience = audience(self.members.values())
         return self._audience
 
     def append(self, frame: Frame) -> None:
         """A message relayed in this room (its ``id`` larger than every one before)."""
         if len(self.log) == self.log.maxlen:
-            self.older = True  # the oldest one leaves memory; the store still has it
+            self.older = self.stored  # the oldest one leaves memory; only a store still has it
         self.log.append(frame)
 
     def loaded(self, frames: list[Frame], more: bool) -> None:
@@ -125,7 +146,8 @@ class Room:
     def page(
         self, *, before: int | None = None, after: int | None = None, limit: int
     ) -> tuple[list[Frame], bool] | None:
-        """A page of history from the log, or ``None`` if only the store can answer.
+        """A page of history from the log, or ``None`` if only the store can answer
+        (never without a store: then the log is all the history there is).
 
         ``before``: the latest ``limit`` messages with a smaller id, and
         whether older ones exist.  ``after``: the earliest ``limit`` messages

@@ -258,11 +258,14 @@ class HistoryStore:
                     if len(pending) < BATCH_SIZE:
                         continue
                 self._write(db, pending)  # a read must see everything appended before it
+                self._errors.tick()  # failures held back: summarised once their interval is over
                 if isinstance(item, _Fetch):
                     self._answer(db, item)
                 elif item is _STOP:
                     return
         finally:
+            for key in ("write", "read"):  # what is still held back is summarised now
+                self._errors.done(key)
             db.close()
 
     def _write(self, db: sqlite3.Connection, pending: list[Frame]) -> None:

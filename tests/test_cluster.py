@@ -47,11 +47,14 @@ def core() -> ClusterCore:
 
 
 def join(core: ClusterCore, conn: str, features: list[str] | None = ALL) -> list:
-    """Connect and join as ``conn``; the broker grants the name."""
+    """Connect and join as ``conn``; the broker grants the name (and loads the lobby)."""
     core.connect(conn, ("127.0.0.1", 40000))
     actions = core.receive(conn, protocol.encode(protocol.join(conn, features)))
     (claim,) = of(actions, Claim)
-    return core.claimed([(claim, True)])
+    actions = core.claimed([(claim, True)])
+    for load in of(actions, Fetch):
+        actions += core.history_fetched(load, [], False)
+    return actions
 
 
 def bob_on_node_b(core: ClusterCore, rooms: tuple[str, ...] = ("#lobby",)) -> list:
@@ -74,8 +77,10 @@ def test_lines_sent_while_the_name_is_claimed_wait_and_come_after_the_welcome(co
     (claim,) = core.receive("alice", data)
     assert core.receive("alice", protocol.encode({"type": "ping", "id": 2})) == []
     answer = core.claimed([(claim, True)])
+    (load,) = of(answer, Fetch)  # the lobby's history, from the broker: the pongs wait for it
+    answer += core.history_fetched(load, [], False)
     kinds = [(f["type"], f.get("id")) for f in sent_to(answer, "alice")]
-    assert kinds == [("welcome", None), ("pong", 1), ("pong", 2)]  # history: from the broker
+    assert kinds == [("welcome", None), ("history", None), ("pong", 1), ("pong", 2)]
 
 
 def test_a_name_refused_by_the_broker_is_taken_and_the_client_may_try_another(core):

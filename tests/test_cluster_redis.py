@@ -190,6 +190,23 @@ def test_a_name_taken_on_one_node_is_refused_on_another_and_freed_when_its_user_
         assert peer.join("Alice")["type"] == "welcome"
 
 
+def test_a_node_that_starts_later_knows_who_is_where_under_the_names_they_have_now(
+    make_node, connect
+):
+    """Each node keeps its users' records in Redis as they move and rename, for later nodes."""
+    a = make_node()
+    alice = connect(a.address, "alice")
+    alice.send({"type": "join_room", "room": "#rust"})
+    alice.send({"type": "join_room", "room": "#go"})
+    alice.send({"type": "leave_room", "room": "#rust"})
+    alice.send({"type": "nick", "username": "alicia"})
+    alice.first("user_renamed")
+    alice.send({"type": "chat", "message": "after the rest"})  # the node wrote what came before
+    alice.first("chat", message="after the rest")
+    b = make_node("selectors")
+    assert b.core.rooms() == {"#lobby": ["alicia"], "#go": ["alicia"]}
+
+
 def test_a_v1_client_on_another_node_is_served_exactly_v1(make_node, connect):
     a, b = make_node(), make_node("asyncio")
     old = connect(b.address, "old", features=None)

@@ -13,7 +13,7 @@ import pytest
 
 from chat import protocol
 from chat.core import ChatCore, Fetch, Send, Store
-from chat.limits import Limits
+from chat.limits import HISTORY_CACHE, Limits
 
 ALL = ["rooms", "private", "history", "nick"]
 WALL_TIME = 1_700_000_000.5
@@ -483,6 +483,24 @@ def test_paging_forward_gives_what_came_after_an_id(core):
     assert page["more"] is False
 
 
+def test_without_a_store_paging_back_ends_at_the_oldest_message_in_memory(core):
+    """Without a store, memory is all the history there is: nothing older is promised."""
+    enter(core, "alice")
+    for n in range(HISTORY_CACHE + 30):
+        say(core, "alice", f"m{n}")
+    page = enter(core, "bob")[1]
+    pages, asked = [page], []
+    while page["more"]:
+        request = {"type": "history", "room": "#lobby", "before": page["messages"][0]["id"]}
+        answer = send(core, "bob", request)
+        asked += [a for a in answer if isinstance(a, Fetch)]
+        [page] = frames_to(answer, "bob")
+        pages.insert(0, page)
+    kept = [m["message"] for page in pages for m in page["messages"]]
+    assert kept == [f"m{n}" for n in range(30, HISTORY_CACHE + 30)]
+    assert asked == []  # nothing to ask a store for
+
+
 def test_a_huge_limit_is_lowered_to_the_maximum_page(core):
     enter(core, "alice")
     for n in range(250):
@@ -601,3 +619,48 @@ def test_a_load_for_a_room_that_emptied_meanwhile_is_dropped(stored):
     [again] = fetches(send(stored, "alice", protocol.join_room("#rust")))
     assert stored.history_fetched(load, [], False) == []  # the earlier life's answer
     assert frames_to(stored.history_fetched(again, [], False), "alice")[0]["type"] == "history"
+
+
+# --------------------------------------------------------------------------
+# A pong comes after every answer to what came before its ping, those from the store too
+
+
+def ping(core: ChatCore, conn: str, request_id: int) -> list:
+    return send(core, conn, {"type": "ping", "id": request_id})
+
+
+def kinds(actions: list, conn: str) -> list[tuple[str, object]]:
+    return [(f["type"], f.get("id")) for f in frames_to(actions, conn)]
+
+
+def test_a_pong_waits_for_the_history_the_store_is_loading(stored):
+    stored.connect("a", "h:1")
+    asked = send(stored, "a", protocol.join("alice", ALL)) + ping(stored, "a", 1)
+    [load] = fetches(asked)
+    assert kinds(asked, "a") == [("welcome", None)]
+    answer = stored.history_fetched(load, [], False)
+    assert kinds(answer, "a") == [("history", None), ("pong", 1)]
+
+
+def test_a_pong_waits_for_a_page_the_store_reads(stored):
+    stored.connect("a", "h:1")
+    [load] = fetches(send(stored, "a", protocol.join("alice", ALL)))
+    stored.history_fetched(load, [], True)  # older messages than memory holds are on disk
+    request = {"type": "history", "room": "#lobby", "after": 1}
+    asked = send(stored, "a", request) + ping(stored, "a", 2) + ping(stored, "a", 3)
+    [page] = fetches(asked)
+    assert kinds(asked, "a") == []
+    answer = stored.history_fetched(page, [], False)
+    assert kinds(answer, "a") == [("history", None), ("pong", 2), ("pong", 3)]
+
+
+def test_a_pong_waits_for_nothing_that_will_never_come(stored):
+    """Leaving a room that is still loading: its history will not be sent, so the pong is."""
+    stored.connect("a", "h:1")
+    [load] = fetches(send(stored, "a", protocol.join("alice", ALL)))
+    stored.history_fetched(load, [], False)
+    [rust] = fetches(send(stored, "a", protocol.join_room("#rust")))
+    assert kinds(ping(stored, "a", 4), "a") == []
+    left = send(stored, "a", protocol.leave_room("#rust"))
+    assert kinds(left, "a") == [("room_left", None), ("pong", 4)]
+    assert stored.history_fetched(rust, [], False) == []

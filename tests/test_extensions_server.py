@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chat.limits import Limits
-from chat.protocol import HISTORY_PAGE
+from chat.limits import HISTORY_CACHE, Limits
+from chat.protocol import HISTORY_PAGE, encode, join, ping
 from tests.helpers import TIMEOUT, RawPeer, server_program, wait_for
 
 ALL = ["rooms", "private", "history", "nick"]
@@ -151,6 +151,24 @@ def test_history_on_entering_and_paging_back_beyond_what_memory_holds(make_serve
                 pages = history["messages"] + pages
             assert [m["message"] for m in pages] == [f"m{n}" for n in range(300)]
             assert [m["id"] for m in pages] == sorted(m["id"] for m in pages)
+
+
+def test_a_pong_comes_after_the_history_the_store_sends(make_server):
+    """PROTOCOL.md section 10: a pong comes after every answer to what was sent before it.
+
+    Those answers include history read from the store, which comes later, from
+    the store's thread: the lobby of a new server, and a page older than memory.
+    """
+    server = make_server(Limits(rate_limit=0))
+    with RawPeer(server.address) as alice:
+        alice.send(encode(join("alice", ALL)) + encode(ping(1)))
+        assert [alice.recv_frame()["type"] for _ in range(3)] == ["welcome", "history", "pong"]
+        for n in range(HISTORY_CACHE + 1):  # the oldest leaves memory: the store has it
+            alice.send({"type": "chat", "message": f"m{n}"})
+        while alice.recv_until("chat")["message"] != f"m{HISTORY_CACHE}":
+            pass
+        alice.send(encode({"type": "history", "room": "#lobby", "after": 1}) + encode(ping(2)))
+        assert [alice.recv_frame()["type"] for _ in range(2)] == ["history", "pong"]
 
 
 def test_history_and_ids_survive_a_restart(make_server, tmp_path, engine):

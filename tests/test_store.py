@@ -8,6 +8,7 @@ broken or newer database is refused with a clear error.
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from chat import protocol
+from chat.limits import LOG_BURST
 from chat.store import ID_BLOCK, MEMORY, HistoryStore, StoreError, default_path
 from tests.helpers import TIMEOUT
 
@@ -184,3 +186,24 @@ def test_the_default_file_is_in_the_users_data_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     path = default_path()
     assert path.name == "history.sqlite3" and path.parent.name == "socket-chat"
+
+
+class FullDisk(HistoryStore):
+    """A store whose every write fails, as on a full disk."""
+
+    def _insert(self, db: sqlite3.Connection, pending: list[dict]) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+def test_failed_writes_are_logged_a_few_times_then_summarised(tmp_path, caplog):
+    failing = FullDisk(tmp_path / "h.sqlite3")
+    failing.open()
+    with caplog.at_level(logging.ERROR, logger="chat.store"):
+        for n in range(1, LOG_BURST + 4):
+            failing.append(chat(n))
+            fetch(failing, "#lobby")  # the writer writes (and fails) before it reads
+        failing.close()
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines[:LOG_BURST] == ["History not written: database or disk is full"] * LOG_BURST
+    [summary] = lines[LOG_BURST:]
+    assert summary.startswith("... 3 more failed writes in the last")

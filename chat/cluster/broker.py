@@ -63,9 +63,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from chat import protocol
 from chat.cluster import ClusterConfig, ClusterError
-from chat.cluster.core import Claim, ClusterCore, Publish, Release
+from chat.cluster.core import Claim, ClusterCore, Publish, Release, relayed_chat
 from chat.core import Fetch
 from chat.logthrottle import LogThrottle
 from chat.protocol import room_key
@@ -145,6 +144,18 @@ if lapsed then return 1 end
 return 0
 """
 
+#: A Lua function that HELLO, BURY and GOODBYE begin with (see SCRIPTS): give
+#: back every name ``node`` still holds, by its list of its users (hash ``users``).
+GIVE_BACK = """
+local function give_back(prefix, node, users)
+  for _, key in ipairs(redis.call('HKEYS', users)) do
+    if redis.call('GET', prefix .. 'name:' .. key) == node then
+      redis.call('DEL', prefix .. 'name:' .. key)
+    end
+  end
+end
+"""
+
 #: Start, or come back after an outage, in one atomic step (see the module docstring).
 #: KEYS: nodes, alive:NODE, users:NODE, relay, ids, instance:NAME.
 #: ARGV: node, ttl ms, prefix, id floor, relay length, then (name key, user record) pairs.
@@ -155,11 +166,7 @@ local node, prefix = ARGV[1], ARGV[3]
 local previous = redis.call('GET', KEYS[6])
 redis.call('SET', KEYS[6], node)
 if previous and previous ~= node then
-  for _, key in ipairs(redis.call('HKEYS', prefix .. 'users:' .. previous)) do
-    if redis.call('GET', prefix .. 'name:' .. key) == previous then
-      redis.call('DEL', prefix .. 'name:' .. key)
-    end
-  end
+  give_back(prefix, previous, prefix .. 'users:' .. previous)
   redis.call('DEL', prefix .. 'alive:' .. previous, prefix .. 'users:' .. previous)
   redis.call('SREM', KEYS[1], previous)
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], '*', 'e',
@@ -207,11 +214,7 @@ BURY = """
 local alive = ARGV[2] .. 'alive:' .. ARGV[1]
 if redis.call('EXISTS', alive) == 1 then return 0 end
 local users = ARGV[2] .. 'users:' .. ARGV[1]
-for _, key in ipairs(redis.call('HKEYS', users)) do
-  if redis.call('GET', ARGV[2] .. 'name:' .. key) == ARGV[1] then
-    redis.call('DEL', ARGV[2] .. 'name:' .. key)
-  end
-end
+give_back(ARGV[2], ARGV[1], users)
 redis.call('DEL', users)
 redis.call('SREM', KEYS[1], ARGV[1])
 return 1
@@ -220,11 +223,7 @@ return 1
 #: A node that stops: its names given back, its records gone, the others told.
 #: KEYS: nodes, alive:NODE, users:NODE, relay, instance:NAME.  ARGV: node, prefix, relay length.
 GOODBYE = """
-for _, key in ipairs(redis.call('HKEYS', KEYS[3])) do
-  if redis.call('GET', ARGV[2] .. 'name:' .. key) == ARGV[1] then
-    redis.call('DEL', ARGV[2] .. 'name:' .. key)
-  end
-end
+give_back(ARGV[2], ARGV[1], KEYS[3])
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('SREM', KEYS[1], ARGV[1])
 if redis.call('GET', KEYS[5]) == ARGV[1] then redis.call('DEL', KEYS[5]) end
@@ -242,9 +241,9 @@ SCRIPTS = {
         ("claim", CLAIM),
         ("release", RELEASE),
         ("heartbeat", HEARTBEAT),
-        ("hello", HELLO),
-        ("bury", BURY),
-        ("goodbye", GOODBYE),
+        ("hello", GIVE_BACK + HELLO),
+        ("bury", GIVE_BACK + BURY),
+        ("goodbye", GIVE_BACK + GOODBYE),
     )
 }
 
@@ -295,7 +294,7 @@ class Broker:
         self._position = "0-0"  # the last relay entry read
         self._replay_until = (0, 0)  # entries up to here were read again after an outage
         self._seen = 0  # the highest message id read from the relay
-        self._users: dict[str, Frame] = {}  # this node's users, by name key: what Redis holds
+        self._users: dict[str, Frame] = {}  # this node's users' records, by name key (as in Redis)
         self._nodes: dict[str, None] = {}  # the other nodes we know of
         self._releases: list[str] = []  # names to give back once the link is up
         self._linked_at = 0.0
@@ -505,8 +504,11 @@ class Broker:
             self._wake.clear()
             self._scheduled = False
             while self._queue:
-                batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-                await self._write(batch)
+                await self._write(self._next_batch())
+
+    def _next_batch(self) -> list[object]:
+        """The oldest queued actions, at most :data:`BATCH` of them."""
+        return [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
 
     async def _write(self, batch: list[object]) -> None:
         """Send a batch of actions in one pipeline, in order; answer the claims."""
@@ -519,7 +521,7 @@ class Broker:
         count = 0
         for action in batch:
             if isinstance(action, Publish):
-                count += self._publish(pipe, action.event, online)
+                count += self._publish(pipe, action, online)
             elif isinstance(action, Claim):
                 if online:
                     key = self._keys["name:"] + action.username.casefold()
@@ -570,8 +572,9 @@ class Broker:
             self._apply("linked", others, lost, resumed=False)
             # (the link stayed up: the reader goes on where it was)
 
-    def _publish(self, pipe: Any, event: Frame, online: bool) -> int:
-        """Add one event to the pipeline (and to our record of our users); return 1 if added."""
+    def _publish(self, pipe: Any, action: Publish, online: bool) -> int:
+        """Add one event to the pipeline (and keep our list of our users); return 1 if added."""
+        event = action.event
         kind = event["kind"]
         if kind in ("chat", "private"):
             if not online:
@@ -591,33 +594,18 @@ class Broker:
                 ],
             )
             return 1
-        set_key = set_value = drop_key = release = ""
-        users = self._users
-        if kind == "joined":
-            set_key = event["user"]["username"].casefold()
-            users[set_key] = event["user"]
-        elif kind in ("entered", "exited"):
-            user = users.get(event["username"].casefold())
-            if user is None:
-                return 0
-            rooms = [r for r in user["rooms"] if room_key(r) != room_key(event["room"])]
-            user["rooms"] = [*rooms, event["room"]] if kind == "entered" else rooms
-            set_key = event["username"].casefold()
-        elif kind == "quit":
-            drop_key = release = event["username"].casefold()
-            users.pop(drop_key, None)
-        elif kind == "renamed":
-            old_key, set_key = event["old"].casefold(), event["new"].casefold()
-            user = users.pop(old_key, None)
-            if user is None:
-                return 0
-            users[set_key] = {**user, "username": event["new"]}
-            if old_key != set_key:
-                drop_key = release = old_key
+        # Presence: the user's record as the core has it now, or the name it no longer uses.
+        set_key = set_value = drop_key = ""
+        if action.user is not None:
+            set_key = action.user["username"].casefold()
+            set_value = _encode(action.user)
+            self._users[set_key] = action.user
+        gone = event["username"] if kind == "quit" else event.get("old")
+        if gone is not None and gone.casefold() != set_key:  # not a new case of the same name
+            drop_key = gone.casefold()
+            self._users.pop(drop_key, None)
         if not online:
-            return 0  # HELLO writes the whole record when the link is back
-        if set_key:
-            set_value = _encode(users[set_key])
+            return 0  # HELLO writes the whole list when the link is back
         self._script(
             pipe,
             "presence",
@@ -629,7 +617,7 @@ class Broker:
                 set_key,
                 set_value,
                 drop_key,
-                self._keys["name:"] + release if release else "",
+                self._keys["name:"] + drop_key if drop_key else "",
             ],
         )
         return 1
@@ -777,16 +765,7 @@ class Broker:
             entries = entries[: fetch.limit] if fetch.after is not None else entries[-fetch.limit :]
             for entry_id, fields in entries:
                 event = json.loads(fields["e"])
-                frames.append(
-                    protocol.chat_broadcast(
-                        event["username"],
-                        event["message"],
-                        event["timestamp"],
-                        message_id=_position(entry_id)[0],
-                        room=event["room"],
-                        action=event.get("action", False),
-                    )
-                )
+                frames.append(relayed_chat(event, _position(entry_id)[0], event["room"]))
         # Redis may already hold messages the reader has not read yet: they come
         # live, so they are not history (PROTOCOL.md 9: never both).
         frames = [frame for frame in frames if frame["id"] <= self._seen]
@@ -799,8 +778,7 @@ class Broker:
         assert self._online is not None
         # What the core queued last (its clients' goodbyes) goes out first.
         while self._queue and self._online.is_set():
-            batch = [self._queue.popleft() for _ in range(min(BATCH, len(self._queue)))]
-            await self._write(batch)
+            await self._write(self._next_batch())
         if not self._online.is_set():
             return
         keys = self._keys

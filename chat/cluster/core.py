@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,11 +93,14 @@ class Publish:
     """Put ``event`` on the chat's relay, for every node, in one order.
 
     A ``chat`` or ``private`` event comes back to every node with an ``id``
-    the broker gave it; a presence event is for the other nodes (and for the
-    broker's record of who is on this node).
+    the broker gave it; a presence event is for the other nodes.  ``user``:
+    with a presence event, the user's :func:`record` as it is now, which the
+    broker keeps in its list of this node's users for nodes that start later
+    (not put on the relay); ``None`` when the user has left.
     """
 
     event: Frame
+    user: Frame | None = None
 
 
 class _Remote:
@@ -109,6 +113,22 @@ class _Remote:
 
     def __repr__(self) -> str:
         return f"<remote user on {self.node}>"
+
+
+def relayed_chat(event: Frame, message_id: int, room: str) -> Frame:
+    """The chat frame clients get for a relayed ``chat`` event, live or as history.
+
+    ``room``: as the receiving node spells it (a room is shown as its first
+    member spelled it, and each node has its own first member).
+    """
+    return protocol.chat_broadcast(
+        event["username"],
+        event["message"],
+        event["timestamp"],
+        message_id=message_id,
+        room=room,
+        action=event.get("action", False),
+    )
 
 
 def record(peer: _Peer) -> Frame:
@@ -133,63 +153,40 @@ class ClusterCore(ChatCore):
         limits: Limits | None = None,
         *,
         node: str,
-        clock: Callable[[], float] | None = None,
-        wallclock: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
     ) -> None:
-        clocks: dict[str, Any] = {}
-        if clock is not None:
-            clocks["clock"] = clock
-        if wallclock is not None:
-            clocks["wallclock"] = wallclock
-        super().__init__(limits, stored_history=True, **clocks)
+        super().__init__(limits, clock=clock, wallclock=wallclock, stored_history=True)
         self.node = node
         self.online = False  # linked to the broker: the whole chat is reachable
         self.skipped = 0  # relayed messages not delivered: their id was not above the last
         self._remote: dict[str, dict[str, _Peer]] = {}  # node -> name key -> user
-        self._claims: dict[ConnId, Frame] = {}  # held connections: the frame that claimed
-        self._claiming: set[str] = set()  # name keys being claimed by connections here
-        # Messages a connection here sent through the relay that have not come back
-        # yet (by ticket), and the pongs waiting for them: a pong must not overtake
-        # the echo of what its client said before the ping.
+        self._claims: set[str] = set()  # name keys claimed for connections here, not yet answered
+        # Messages clients here sent through the relay that have not come back yet: each
+        # is an answer its sender is owed (``_Peer.owed``), so its pongs wait for it.
         self._tickets = itertools.count(1)
         self._in_flight: dict[int, ConnId] = {}  # ticket -> the connection that sent it
-        self._unanswered: dict[ConnId, int] = {}  # connection -> its messages in flight
-        self._waiting_pongs: dict[ConnId, list[Action]] = {}
 
     # -- names: join and nick wait for the whole chat's answer
 
-    def _join(self, peer: _Peer, message: Frame) -> list[Action]:
+    def _grant(self, peer: _Peer, message: Frame) -> list[Action]:
+        """A name free on this node (ChatCore checked): claim it on every node first."""
         username = message["username"]
-        if peer.username is not None:
-            return self._refuse(peer, f"Already joined as {peer.username}")
-        return self._claim(peer, username, None, message)
-
-    def _on_nick(self, peer: _Peer, message: Frame) -> list[Action]:
-        old, new = peer.username, message["username"]
-        assert old is not None
-        if new == old:
-            return self._refuse(peer, f"You are already {old}")
-        return self._claim(peer, new, old, message)
-
-    def _claim(self, peer: _Peer, username: str, old: str | None, message: Frame) -> list[Action]:
         key = _key(username)
-        holder = self._by_name.get(key)
-        if (holder is not None and holder is not peer) or key in self._claiming:
+        if key in self._claims:  # another connection here asked first: it is taken
             return self._refuse(peer, "Username already taken")
         if not self.online:
             return self._refuse(peer, f"Cannot check that name: {UNREACHABLE}")
-        peer.held = True  # what it sends next waits for the answer
-        self._claims[peer.conn] = message
-        self._claiming.add(key)
-        return [Claim(peer.conn, username, old)]
+        peer.held = message  # what it sends next waits for the answer
+        self._claims.add(key)
+        return [Claim(peer.conn, username, peer.username)]
 
     def receive(self, conn: ConnId, data: bytes) -> list[Action]:
         peer = self._peers.get(conn)
-        if peer is not None and peer.held:
+        if peer is not None and peer.held is not None:
             peer.decoder.feed(data)  # kept, in order, for when the name is settled
             if peer.decoder.buffered <= HELD_BYTES:
                 return []
-            peer.held = False
             return self._refuse(peer, "Too much sent before the answer to your join", close=True)
         return super().receive(conn, data)
 
@@ -201,14 +198,13 @@ class ClusterCore(ChatCore):
         """
         actions: list[Action] = []
         for claim, granted in answers:
-            self._claiming.discard(_key(claim.username))
-            message = self._claims.pop(claim.conn, None)
+            self._claims.discard(_key(claim.username))
             peer = self._peers.get(claim.conn)
-            if peer is None or message is None or not peer.held:
+            if peer is None or peer.held is None:
                 if granted is not False:  # claimed for a connection that has gone
                     actions.append(Release(claim.username))
                 continue
-            peer.held = False
+            message, peer.held = peer.held, None
             if granted is None:
                 actions += self._refuse(peer, f"Cannot check that name: {UNREACHABLE}")
                 actions.append(Release(claim.username))
@@ -227,11 +223,12 @@ class ClusterCore(ChatCore):
             # have not been told yet.
             actions += self._drop(stale)
         if claim.old is None:
-            actions += super()._join(peer, message)
-            return [*actions, Publish({"kind": "joined", "node": self.node, "user": record(peer)})]
+            actions += self._welcome(peer, message)
+            user = record(peer)
+            return [*actions, Publish({"kind": "joined", "node": self.node, "user": user}, user)]
         actions += self._rename(peer, claim.username)
         event = {"kind": "renamed", "node": self.node, "old": claim.old, "new": claim.username}
-        return [*actions, Publish(event)]
+        return [*actions, Publish(event, record(peer))]
 
     # -- presence: applied here at once, then published for the others
 
@@ -241,7 +238,7 @@ class ClusterCore(ChatCore):
         actions = super()._on_join_room(peer, message)
         if not was_in and key in peer.rooms:
             event = {"kind": "entered", "node": self.node, "username": peer.username}
-            actions.append(Publish({**event, "room": peer.rooms[key].name}))
+            actions.append(Publish({**event, "room": peer.rooms[key].name}, record(peer)))
         return actions
 
     def _on_leave_room(self, peer: _Peer, message: Frame) -> list[Action]:
@@ -250,29 +247,22 @@ class ClusterCore(ChatCore):
         actions = super()._on_leave_room(peer, message)
         if room is not None and key not in peer.rooms:
             event = {"kind": "exited", "node": self.node, "username": peer.username}
-            actions.append(Publish({**event, "room": room.name}))
+            actions.append(Publish({**event, "room": room.name}, record(peer)))
         return actions
 
     def disconnect(self, conn: ConnId, reason: str = "connection closed") -> list[Action]:
         peer = self._peers.get(conn)
         actions = super().disconnect(conn, reason)
-        self._unanswered.pop(conn, None)  # its tickets still in flight land on nobody
-        self._waiting_pongs.pop(conn, None)
         if peer is not None and peer.username is not None:
             actions.append(Publish({"kind": "quit", "node": self.node, "username": peer.username}))
         return actions
 
     # -- messages: sent through the relay, delivered when they come back
 
-    def _on_chat(self, peer: _Peer, message: Frame) -> list[Action]:
+    def _relay_chat(self, peer: _Peer, room: Room, message: Frame) -> list[Action]:
+        """Through the relay: every node delivers it, this one too, when it comes back."""
         if not self.online:
-            return super()._on_chat(peer, message)  # degraded: among this node's users
-        name = message.get("room", LOBBY)
-        room = peer.rooms.get(room_key(name))
-        if room is None:
-            return self._refuse(peer, f"You are not in {name}")
-        where = "" if room is self._lobby else f" in {room.name}"
-        log.info("%s%s: %s", peer.username, where, message["message"])
+            return super()._relay_chat(peer, room, message)  # degraded: among this node's users
         event = {
             "kind": "chat",
             "node": self.node,
@@ -285,24 +275,13 @@ class ClusterCore(ChatCore):
             event["action"] = True
         return [self._publish(peer, event)]
 
-    def _on_private(self, peer: _Peer, message: Frame) -> list[Action]:
-        receiver = self._by_name.get(_key(message["to"]))
+    def _relay_private(self, peer: _Peer, receiver: _Peer, message: Frame) -> list[Action]:
+        """Through the relay, even between two users of this node (for its id)."""
         if not self.online:  # degraded: this node's users only
-            if receiver is not None and receiver.node is not None:
+            if receiver.node is not None:
                 where = f"{receiver.username} is on another server"
                 return self._refuse(peer, f"{where}: {UNREACHABLE}")
-            return super()._on_private(peer, message)
-        # The checks of ChatCore._on_private, for a receiver anywhere in the chat.  Even a
-        # message between two users of this node goes through the relay, for its id.
-        if receiver is None:
-            return self._refuse(peer, f"No such user: {message['to']}")
-        if receiver is peer:
-            return self._refuse(peer, "You cannot send a private message to yourself")
-        if "private" not in receiver.features:
-            return self._refuse(
-                peer, f"{receiver.username}'s client cannot receive private messages"
-            )
-        log.info("Private message from %s to %s", peer.username, receiver.username)
+            return super()._relay_private(peer, receiver, message)
         event = {
             "kind": "private",
             "node": self.node,
@@ -315,46 +294,24 @@ class ClusterCore(ChatCore):
         return [self._publish(peer, event)]
 
     def _publish(self, peer: _Peer, event: Frame) -> Publish:
-        """A message of a client here, for the relay; its echo comes back with the ticket."""
+        """A message of a client here, for the relay.
+
+        A single server relays a message at once; here it comes back from the
+        relay after a round trip to Redis, so until then it is an answer its
+        sender is owed, and a pong the sender asks for meanwhile waits for it.
+        """
         ticket = next(self._tickets)
         self._in_flight[ticket] = peer.conn
-        self._unanswered[peer.conn] = self._unanswered.get(peer.conn, 0) + 1
+        peer.owed += 1
         return Publish({**event, "ticket": ticket})
 
-    def _pong(self, peer: _Peer, message: Frame) -> list[Action]:
-        """As ChatCore's, but held while the client's messages are still in the relay.
-
-        A single server answers a client's frames in order, so a ping's pong
-        tells the client that everything before it was handled (the terminal's
-        piped mode relies on that).  Here a message comes back from the relay
-        only after a round trip to Redis, while a pong could be sent at once:
-        it waits for the messages sent before it.
-        """
-        pong = super()._pong(peer, message)
-        if not self._unanswered.get(peer.conn):
-            return pong
-        self._waiting_pongs.setdefault(peer.conn, []).extend(pong)
-        return []
-
     def _landed(self, event: Frame) -> list[Action]:
-        """A message of this node came back from the relay: release pongs that waited for it."""
+        """A message of this node came back from the relay: its sender is owed it no more."""
         if event["node"] != self.node:
             return []
         conn = self._in_flight.pop(event.get("ticket", 0), None)
-        if conn is None:
-            return []
-        left = self._unanswered.pop(conn, 1) - 1
-        if left:
-            self._unanswered[conn] = left
-            return []
-        return self._waiting_pongs.pop(conn, [])
-
-    def _release_pongs(self) -> list[Action]:
-        """The relay may never bring those messages back (an outage): answer the pings now."""
-        self._in_flight.clear()
-        self._unanswered.clear()
-        waiting, self._waiting_pongs = self._waiting_pongs, {}
-        return [action for actions in waiting.values() for action in actions]
+        peer = self._peers.get(conn) if conn is not None else None
+        return self._settle(peer) if peer is not None else []  # gone: nothing to send
 
     # -- what the relay brings, in the one order every node sees
 
@@ -393,14 +350,7 @@ class ClusterCore(ChatCore):
         room = self._rooms.get(room_key(event["room"]))
         if room is None:
             return []  # nobody here is in it, nor anyone we know of
-        frame = protocol.chat_broadcast(
-            event["username"],
-            event["message"],
-            event["timestamp"],
-            message_id=event["id"],
-            room=room.name,
-            action=event.get("action", False),
-        )
+        frame = relayed_chat(event, event["id"], room.name)
         room.append(frame)
         return self._to_room(room, frame)
 
@@ -556,9 +506,19 @@ class ClusterCore(ChatCore):
         return actions
 
     def unlinked(self) -> list[Action]:
-        """The broker cannot be reached: serve this node's users alone until it can."""
+        """The broker cannot be reached: serve this node's users alone until it can.
+
+        Messages still in the relay may never come back: their senders are owed
+        them no more (a pong that waited for them is sent now).
+        """
         self.online = False
-        return self._release_pongs()
+        in_flight, self._in_flight = self._in_flight, {}
+        actions: list[Action] = []
+        for conn in in_flight.values():
+            peer = self._peers.get(conn)
+            if peer is not None:
+                actions += self._settle(peer)
+        return actions
 
     def linked(
         self,

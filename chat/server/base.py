@@ -505,9 +505,7 @@ class ServerBase:
             if self.cluster is not None:
                 self.cluster.fetch(action)
                 return
-            if self.store is None:  # no store: nothing older than memory exists
-                self._perform(self.core.history_fetched(action, [], False))
-                return
+            assert self.store is not None  # a core without a store never asks for history
             self.store.fetch(
                 action.room,
                 before=action.before,

@@ -24,13 +24,12 @@ from chat.cluster import ClusterConfig
 from chat.cluster.local import LocalRedis, redis_server_path
 from chat.limits import Limits
 from chat.server import ServerBase, create_server
-from tests.helpers import TIMEOUT, RawPeer
+from tests.helpers import ALL_FEATURES, TIMEOUT, RawPeer
 
 #: Heartbeats and expiry for tests: the mechanism of the 15 s default, ten times faster.
 FAST = {"heartbeat": 0.25, "presence_ttl": 1.5, "backoff_max": 0.2}
 
 #: Every extension; a client without them is a v1 client.
-ALL_FEATURES = ["rooms", "private", "history", "nick"]
 
 
 @pytest.fixture(scope="module")

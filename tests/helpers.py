@@ -21,8 +21,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from chat.core import Send
+
 #: Every wait in the tests ends by this many seconds at the latest.
 TIMEOUT = 5.0
+
+#: Every feature of PROTOCOL.md, as a client that wants them all declares them
+#: (written out, not taken from chat.protocol: the tests pin the protocol down).
+ALL_FEATURES = ["rooms", "private", "history", "nick"]
+
+
+def sent_to(actions: list[Any], conn: Any) -> list[dict[str, Any]]:
+    """The frames the core's actions send to ``conn``, in order, decoded."""
+    return [
+        json.loads(line)
+        for action in actions
+        if isinstance(action, Send) and conn in action.to
+        for line in action.data.splitlines()
+    ]
 
 
 class RawPeer:

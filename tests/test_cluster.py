@@ -9,26 +9,15 @@ tests/test_cluster_redis.py.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from chat import protocol
 from chat.cluster.core import Claim, ClusterCore, Publish, Release
 from chat.core import Fetch, Send
 from chat.limits import Limits
+from tests.helpers import ALL_FEATURES, sent_to
 
-ALL = ["rooms", "private", "history", "nick"]
 WALL_TIME = 1_700_000_000.25
-
-
-def sent_to(actions: list, conn: str) -> list[dict]:
-    return [
-        json.loads(line)
-        for action in actions
-        if isinstance(action, Send) and conn in action.to
-        for line in action.data.splitlines()
-    ]
 
 
 def of(actions: list, kind: type) -> list:
@@ -46,7 +35,7 @@ def core() -> ClusterCore:
     return node
 
 
-def join(core: ClusterCore, conn: str, features: list[str] | None = ALL) -> list:
+def join(core: ClusterCore, conn: str, features: list[str] | None = ALL_FEATURES) -> list:
     """Connect and join as ``conn``; the broker grants the name (and loads the lobby)."""
     core.connect(conn, ("127.0.0.1", 40000))
     actions = core.receive(conn, protocol.encode(protocol.join(conn, features)))
@@ -58,13 +47,13 @@ def join(core: ClusterCore, conn: str, features: list[str] | None = ALL) -> list
 
 
 def bob_on_node_b(core: ClusterCore, rooms: tuple[str, ...] = ("#lobby",)) -> list:
-    user = {"username": "bob", "declared": True, "features": ALL, "rooms": list(rooms)}
+    user = {"username": "bob", "declared": True, "features": ALL_FEATURES, "rooms": list(rooms)}
     return core.relayed([{"kind": "joined", "node": "b", "user": user}])
 
 
 def test_a_join_waits_for_the_whole_chat_s_answer_before_the_welcome(core):
     core.connect("alice", ("127.0.0.1", 40000))
-    actions = core.receive("alice", protocol.encode(protocol.join("alice", ALL)))
+    actions = core.receive("alice", protocol.encode(protocol.join("alice", ALL_FEATURES)))
     assert actions == [Claim("alice", "alice")]
     welcome = core.claimed([(actions[0], True)])
     assert sent_to(welcome, "alice")[0]["type"] == "welcome"
@@ -73,7 +62,9 @@ def test_a_join_waits_for_the_whole_chat_s_answer_before_the_welcome(core):
 
 def test_lines_sent_while_the_name_is_claimed_wait_and_come_after_the_welcome(core):
     core.connect("alice", ("127.0.0.1", 40000))
-    data = protocol.encode(protocol.join("alice", ALL)) + protocol.encode({"type": "ping", "id": 1})
+    data = protocol.encode(protocol.join("alice", ALL_FEATURES)) + protocol.encode(
+        {"type": "ping", "id": 1}
+    )
     (claim,) = core.receive("alice", data)
     assert core.receive("alice", protocol.encode({"type": "ping", "id": 2})) == []
     answer = core.claimed([(claim, True)])

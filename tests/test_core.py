@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from chat import protocol
 from chat.core import ChatCore, Close, Send
 from chat.limits import Limits
+from tests.helpers import sent_to
 
 
 class FakeClock:
@@ -57,15 +58,6 @@ def core(clock: FakeClock) -> ChatCore:
 
 def frame(message: dict) -> bytes:
     return protocol.encode(message)
-
-
-def sent_to(actions: list, conn: str) -> list[dict]:
-    """The messages the actions send to ``conn``, in order."""
-    messages = []
-    for action in actions:
-        if isinstance(action, Send) and conn in action.to:
-            messages += [json.loads(line) for line in action.data.splitlines()]
-    return messages
 
 
 def closed(actions: list) -> list[str]:

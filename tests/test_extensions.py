@@ -14,8 +14,8 @@ import pytest
 from chat import protocol
 from chat.core import ChatCore, Fetch, Send, Store
 from chat.limits import HISTORY_CACHE, Limits
+from tests.helpers import ALL_FEATURES
 
-ALL = ["rooms", "private", "history", "nick"]
 WALL_TIME = 1_700_000_000.5
 
 
@@ -37,7 +37,7 @@ def send(core: ChatCore, conn: str, frame: dict) -> list:
     return core.receive(conn, protocol.encode(frame))
 
 
-def enter(core: ChatCore, conn: str, features: list[str] | None = ALL) -> list[dict]:
+def enter(core: ChatCore, conn: str, features: list[str] | None = ALL_FEATURES) -> list[dict]:
     """Connect and join as ``conn``, declaring ``features`` (None: a v1 client)."""
     core.connect(conn, ("127.0.0.1", 40000 + core.connection_count))
     return frames_to(send(core, conn, protocol.join(conn, features)), conn)
@@ -131,7 +131,7 @@ def test_a_v1_client_gets_exactly_v1_frames_from_a_mixed_room(core):
 def test_a_v1_client_is_told_of_arrivals_and_departures_in_v1_frames(core):
     enter(core, "old", None)
     arrival = frames_to(
-        core.connect("new", "h:1") + send(core, "new", protocol.join("new", ALL)), "old"
+        core.connect("new", "h:1") + send(core, "new", protocol.join("new", ALL_FEATURES)), "old"
     )
     assert arrival == [protocol.user_joined("new")]
     assert frames_to(core.disconnect("new"), "old") == [protocol.user_left("new")]
@@ -579,16 +579,19 @@ def test_private_messages_are_never_handed_to_the_store(stored):
 
 def test_the_first_member_of_an_idle_room_makes_the_core_load_it_once(stored):
     core = stored
-    actions = core.connect("a", "h:1") + send(core, "a", protocol.join("alice", ALL))
+    actions = core.connect("a", "h:1") + send(core, "a", protocol.join("alice", ALL_FEATURES))
     [load] = fetches(actions)
     assert (load.room, load.before, load.after, load.conn) == ("#lobby", None, None, None)
-    assert fetches(core.connect("b", "h:2") + send(core, "b", protocol.join("bob", ALL))) == []
+    assert (
+        fetches(core.connect("b", "h:2") + send(core, "b", protocol.join("bob", ALL_FEATURES)))
+        == []
+    )
 
 
 def test_history_waits_for_the_load_and_holds_nothing_received_live(stored):
     core = stored
     core.connect("a", "h:1")
-    [load] = fetches(send(core, "a", protocol.join("alice", ALL)))
+    [load] = fetches(send(core, "a", protocol.join("alice", ALL_FEATURES)))
     live = frames_to(say(core, "a", "said while loading"), "a")[0]
     old = [
         protocol.chat_broadcast("ghost", f"old {n}", 1.0, message_id=n, room="#lobby")
@@ -635,7 +638,7 @@ def kinds(actions: list, conn: str) -> list[tuple[str, object]]:
 
 def test_a_pong_waits_for_the_history_the_store_is_loading(stored):
     stored.connect("a", "h:1")
-    asked = send(stored, "a", protocol.join("alice", ALL)) + ping(stored, "a", 1)
+    asked = send(stored, "a", protocol.join("alice", ALL_FEATURES)) + ping(stored, "a", 1)
     [load] = fetches(asked)
     assert kinds(asked, "a") == [("welcome", None)]
     answer = stored.history_fetched(load, [], False)
@@ -644,7 +647,7 @@ def test_a_pong_waits_for_the_history_the_store_is_loading(stored):
 
 def test_a_pong_waits_for_a_page_the_store_reads(stored):
     stored.connect("a", "h:1")
-    [load] = fetches(send(stored, "a", protocol.join("alice", ALL)))
+    [load] = fetches(send(stored, "a", protocol.join("alice", ALL_FEATURES)))
     stored.history_fetched(load, [], True)  # older messages than memory holds are on disk
     request = {"type": "history", "room": "#lobby", "after": 1}
     asked = send(stored, "a", request) + ping(stored, "a", 2) + ping(stored, "a", 3)
@@ -657,7 +660,7 @@ def test_a_pong_waits_for_a_page_the_store_reads(stored):
 def test_a_pong_waits_for_nothing_that_will_never_come(stored):
     """Leaving a room that is still loading: its history will not be sent, so the pong is."""
     stored.connect("a", "h:1")
-    [load] = fetches(send(stored, "a", protocol.join("alice", ALL)))
+    [load] = fetches(send(stored, "a", protocol.join("alice", ALL_FEATURES)))
     stored.history_fetched(load, [], False)
     [rust] = fetches(send(stored, "a", protocol.join_room("#rust")))
     assert kinds(ping(stored, "a", 4), "a") == []

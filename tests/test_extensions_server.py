@@ -17,9 +17,8 @@ import pytest
 
 from chat.limits import HISTORY_CACHE, Limits
 from chat.protocol import HISTORY_PAGE, encode, join, ping
-from tests.helpers import TIMEOUT, RawPeer, server_program, wait_for
+from tests.helpers import ALL_FEATURES, TIMEOUT, RawPeer, server_program, wait_for
 
-ALL = ["rooms", "private", "history", "nick"]
 V1_TYPES = {"welcome", "chat", "user_joined", "user_left", "error", "pong", "server_shutdown"}
 V1_FIELDS = {
     "welcome": {"type", "message", "users", "limits"},
@@ -31,7 +30,7 @@ V1_FIELDS = {
 }
 
 
-def v2(address, name: str, features: list[str] | None = ALL) -> RawPeer:
+def v2(address, name: str, features: list[str] | None = ALL_FEATURES) -> RawPeer:
     """A raw peer joined as ``name``, declaring ``features``; welcome (and history) read."""
     peer = RawPeer(address)
     join = {"type": "join", "username": name}
@@ -161,7 +160,7 @@ def test_a_pong_comes_after_the_history_the_store_sends(make_server):
     """
     server = make_server(Limits(rate_limit=0))
     with RawPeer(server.address) as alice:
-        alice.send(encode(join("alice", ALL)) + encode(ping(1)))
+        alice.send(encode(join("alice", ALL_FEATURES)) + encode(ping(1)))
         assert [alice.recv_frame()["type"] for _ in range(3)] == ["welcome", "history", "pong"]
         for n in range(HISTORY_CACHE + 1):  # the oldest leaves memory: the store has it
             alice.send({"type": "chat", "message": f"m{n}"})

@@ -24,7 +24,7 @@ import pytest
 from chat.client.commands import Focus, parse_command
 from chat.client.display import format_event, format_users, safe_text
 from chat.client.terminal import Screen
-from tests.helpers import TIMEOUT, FakeServer, RawPeer, free_port, read_until
+from tests.helpers import ALL_FEATURES, TIMEOUT, FakeServer, RawPeer, free_port, read_until
 
 try:
     import fcntl
@@ -497,9 +497,7 @@ def test_screen_does_not_draw_a_prompt_when_nobody_is_typing():
 def v2_peer(server, name: str) -> RawPeer:
     """A raw peer that uses every extension; its welcome and history are read."""
     peer = RawPeer(server.address)
-    peer.send(
-        {"type": "join", "username": name, "features": ["rooms", "private", "history", "nick"]}
-    )
+    peer.send({"type": "join", "username": name, "features": ALL_FEATURES})
     assert peer.recv_frame()["type"] == "welcome"
     assert peer.recv_frame()["type"] == "history"
     return peer

@@ -35,10 +35,7 @@ from chat.server import AddressInUseError, ChatServer, create_server
 from chat.tls import server_context
 from chat.web import STATIC
 from chat.web.gateway import MAX_REQUEST_BYTES, WebGateway, _origin, _text_frames
-from tests.helpers import TIMEOUT, RawPeer, server_program, wait_for
-
-ALL_FEATURES = ["rooms", "private", "history", "nick"]
-
+from tests.helpers import ALL_FEATURES, TIMEOUT, RawPeer, server_program, wait_for
 
 # -- helpers
 
